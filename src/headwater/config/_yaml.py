@@ -1,0 +1,113 @@
+"""YAML loading that remembers the line of every key, and ``${ENV}`` interpolation."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from headwater.core import ConfigError
+
+Loc = tuple[str | int, ...]
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def load_yaml(text: str, *, origin: str, env: dict[str, str] | None = None) -> tuple[Any, dict]:
+    """Parse YAML into plain data and a map from key paths to 1-based line numbers.
+
+    ``${NAME}`` and ``${NAME:-default}`` in string values are replaced from ``env``
+    (default: the process environment); a missing variable without a default is an error
+    that names the key, the line and the variable.
+
+    >>> data, lines = load_yaml("a:\\n  b: ${X:-1}\\n", origin="t.yaml", env={})
+    >>> data, lines[("a", "b")]
+    ({'a': {'b': '1'}}, 2)
+    """
+    env = dict(os.environ) if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"{origin}{where}: not valid YAML: {problem}",
+            hint="check the indentation and quoting around that line",
+        ) from None
+    lines: dict[Loc, int] = {}
+    if node is None:
+        return {}, lines
+    return _build(node, (), lines, origin, env), lines
+
+
+def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: dict[str, str]) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(yaml.SafeLoader(" ").construct_object(key_node))
+            if key in out:
+                raise ConfigError(
+                    f"{origin} line {key_node.start_mark.line + 1}: key '{key}' appears twice",
+                    hint="remove one of them",
+                )
+            child = (*loc, key)
+            out[key] = _build(value_node, child, lines, origin, env)
+            lines[child] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*loc, i), lines, origin, env) for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader(" ").construct_object(node)
+    if isinstance(value, str) and "${" in value:
+        value = _interpolate(value, loc, node.start_mark.line + 1, origin, env)
+    return value
+
+
+def _interpolate(value: str, loc: Loc, line: int, origin: str, env: dict[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{origin} line {line}, key {dotted(loc)}: environment variable {name} is not set",
+            hint=f"export {name}=... or write ${{{name}:-default}}",
+        )
+
+    return _ENV.sub(replace, value)
+
+
+def dotted(loc: Loc) -> str:
+    """``('pipelines', 'orders', 'mode')`` -> ``pipelines.orders.mode``; list items as ``[0]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of the deepest known key on ``loc``'s path."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def read_text(path: Path) -> str:
+    """Read a config file as UTF-8, with a clear error if it is missing or not text."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file",
+            hint="run `headwater init DIR` to create a project, or pass --project PATH",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+        ) from None

@@ -1,0 +1,43 @@
+"""The shared vocabulary: batches, extracts, sources, errors."""
+
+from headwater.core._batch import (
+    POSITION,
+    REJECTS_SCHEMA,
+    Batch,
+    Extract,
+    Source,
+    State,
+    WriteMode,
+)
+from headwater.core._errors import (
+    ConfigError,
+    ContractError,
+    FileFormatError,
+    HeadwaterError,
+    MissingExtraError,
+    NotFoundError,
+    SchemaChangeError,
+    SinkError,
+    SourceError,
+    require,
+)
+
+__all__ = [
+    "POSITION",
+    "REJECTS_SCHEMA",
+    "Batch",
+    "ConfigError",
+    "ContractError",
+    "Extract",
+    "FileFormatError",
+    "HeadwaterError",
+    "MissingExtraError",
+    "NotFoundError",
+    "SchemaChangeError",
+    "SinkError",
+    "Source",
+    "SourceError",
+    "State",
+    "WriteMode",
+    "require",
+]

@@ -1,0 +1,19 @@
+"""Monitoring: structured logs, Prometheus metrics, run ids."""
+
+from headwater.monitor import _metrics as metrics
+from headwater.monitor._logging import configure_logging, get_logger, redact, register_secret
+from headwater.monitor._metrics import push_metrics, write_metrics
+from headwater.monitor._run import Run, new_run_id, run
+
+__all__ = [
+    "Run",
+    "configure_logging",
+    "get_logger",
+    "metrics",
+    "new_run_id",
+    "push_metrics",
+    "redact",
+    "register_secret",
+    "run",
+    "write_metrics",
+]

@@ -1,0 +1,107 @@
+"""Structured logging: JSON lines to a file, readable lines on the terminal, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential",
+                          re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that it is masked wherever it would be logged or printed."""
+    if value and len(value) >= 4:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask registered secrets and passwords inside URLs.
+
+    >>> redact("postgresql://app:s3cret@db:5432/x")
+    'postgresql://app:***@db:5432/x'
+    """
+    text = _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
+    for secret in _known_secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if _SECRET_KEYS.search(key) and value not in (None, ""):
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _redact_event,
+]
+
+
+def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
+                      console_level: str = "warning") -> Path | None:
+    """Send JSON lines to ``log_dir/headwater.jsonl`` and readable lines to stderr.
+
+    Returns the log file's path (None without ``log_dir``). Safe to call more than once.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_headwater", False):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(logging.DEBUG)
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level.upper())
+    console.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())],
+    ))
+    console._headwater = True  # type: ignore[attr-defined]
+    root.addHandler(console)
+
+    path = None
+    if log_dir is not None:
+        path = Path(log_dir) / "headwater.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setLevel(level.upper())
+        file.setFormatter(structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info,
+                        structlog.processors.JSONRenderer()],
+        ))
+        file._headwater = True  # type: ignore[attr-defined]
+        root.addHandler(file)
+    for noisy in ("httpx", "httpcore", "botocore", "urllib3", "alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return path
+
+
+structlog.configure(
+    processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structured logger; inside a run every line carries ``run_id``."""
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,37 @@
+"""``headwater quickstart``: a tour of headwater on embedded defaults, nothing to start by hand.
+
+Each scenario adds one step: a function ``step(folder, console)`` that makes its sample data in
+``folder`` (a headwater project), runs it, and prints what happened and what to try next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+from headwater.quickstart import _files
+
+Step = Callable[[Path, Console], None]
+
+#: The steps in the order they run: (name, what it shows, function).
+STEPS: list[tuple[str, str, Step]] = [
+    ("files", "messy files in three formats, validated, cleansed, loaded exactly once", _files.step),
+]
+
+
+def run_quickstart(folder: str | Path, *, console: Console | None = None,
+                   only: list[str] | None = None) -> Path:
+    """Create (or reuse) a project in ``folder`` and run every quickstart step in it."""
+    from headwater.project import init_project
+
+    console = console or Console()
+    root = init_project(folder, sample_data=False, exist_ok=True)
+    for name, title, step in STEPS:
+        if only and name not in only:
+            continue
+        console.print(Rule(f"[bold]{name}[/]: {title}"))
+        step(root, console)
+    return root

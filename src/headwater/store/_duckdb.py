@@ -1,0 +1,211 @@
+"""The embedded warehouse: one DuckDB file holding tables, quarantine and state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from headwater.core import POSITION, SinkError, State, WriteMode
+from headwater.store._base import (
+    QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE,
+    STATE_TABLE,
+    Store,
+    Transaction,
+    quote,
+)
+from headwater.store._evolve import plan_evolution
+from headwater.store._prepare import dedupe_on_key, prepare_rows
+
+_INCOMING = "_hw_incoming"
+
+
+class DuckDBStore(Store):
+    """A DuckDB file used as the warehouse.
+
+    Parameters
+    ----------
+    path:
+        The database file; its folder is created on first use.
+    read_only:
+        Open without taking the write lock (several readers may share the file).
+
+    >>> import tempfile, pyarrow as pa
+    >>> store = DuckDBStore(tempfile.mkdtemp() + "/w.duckdb")
+    >>> with store.transaction("demo", "run-1") as tx:
+    ...     tx.write("t", pa.table({"a": [1, 2]}))
+    2
+    >>> store.query("SELECT max(a) AS m FROM t").to_pylist()
+    [{'m': 2}]
+    """
+
+    kind = "duckdb"
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The open connection (opened, and headwater's tables created, on first use)."""
+        if self._con is None:
+            if not self.read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.exists():
+                raise SinkError(f"warehouse {self.path} does not exist yet",
+                                hint="load something first, e.g. `headwater ingest file PATH --table NAME`")
+            try:
+                self._con = duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                raise SinkError(f"cannot open warehouse {self.path}: {exc}",
+                                hint="another headwater process may be writing to it; "
+                                "wait for it to finish") from None
+            if not self.read_only:
+                self._create_own_tables()
+        return self._con
+
+    def _create_own_tables(self) -> None:
+        con = self.con
+        con.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (pipeline VARCHAR, key VARCHAR, "
+                    "position JSON, run_id VARCHAR, updated_at TIMESTAMPTZ DEFAULT now(), "
+                    "PRIMARY KEY (pipeline, key))")
+        con.register("_hw_qschema", QUARANTINE_SCHEMA.empty_table())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} AS SELECT * FROM _hw_qschema")
+        con.unregister("_hw_qschema")
+
+    def state(self, pipeline: str) -> State:
+        """Positions committed for ``pipeline``."""
+        if self.read_only and not self.path.exists():
+            return State()
+        rows = self.con.execute(
+            f"SELECT key, position FROM {STATE_TABLE} WHERE pipeline = ?", [pipeline]
+        ).fetchall()
+        return State({key: json.loads(pos) for key, pos in rows})
+
+    @contextmanager
+    def transaction(self, pipeline: str, run_id: str) -> Iterator[Transaction]:
+        """Rows, quarantine and state commit together; an exception rolls all of it back."""
+        con = self.con
+        con.begin()
+        try:
+            yield _DuckDBTransaction(con, pipeline, run_id)
+        except BaseException:
+            con.rollback()
+            raise
+        else:
+            con.commit()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL with ``?`` placeholders; return Arrow."""
+        try:
+            relation = self.con.sql(sql, params=params or None)
+            return pa.table({}) if relation is None else relation.to_arrow_table()
+        except duckdb.Error as exc:
+            raise SinkError(f"query failed: {exc}",
+                            hint="`headwater sql \"SHOW TABLES\"` lists the tables") from None
+
+    def batches(self, sql: str, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """Stream a query's result without holding it all in memory."""
+        reader = self.con.sql(sql).to_arrow_reader(batch_rows)
+        yield from reader
+
+    def tables(self) -> list[str]:
+        """User tables (``_hw_*`` excluded)."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name NOT LIKE '\\_hw\\_%' ESCAPE '\\' "
+            "ORDER BY table_name").fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+class _DuckDBTransaction(Transaction):
+    def __init__(self, con: duckdb.DuckDBPyConnection, pipeline: str, run_id: str) -> None:
+        self.con = con
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self._replaced: set[str] = set()
+
+    def _exists(self, table: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+            "AND table_name = ?", [table]).fetchall()[0][0])
+
+    def write(self, table: str, data: pa.Table, *, mode: WriteMode = "append",
+              primary_key: list[str] | None = None) -> int:
+        data = prepare_rows(data.drop_columns([c for c in (POSITION,) if c in data.column_names]))
+        if mode == "merge":
+            data = dedupe_on_key(data, primary_key or [], table)
+        if mode == "replace" and table not in self._replaced:
+            self.con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+            self._replaced.add(table)
+        if not self._exists(table):
+            self.con.register(_INCOMING, data)
+            try:
+                self.con.execute(f"CREATE TABLE {quote(table)} AS SELECT * FROM {_INCOMING}")
+            finally:
+                self.con.unregister(_INCOMING)
+            return data.num_rows
+        if data.num_rows == 0:
+            return 0
+        existing = self.con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
+        plan = plan_evolution(table, existing, data.schema)
+        for name, type_ in plan.cast.items():
+            data = data.set_column(data.schema.get_field_index(name), name, data[name].cast(type_))
+        self.con.register(_INCOMING, data)
+        try:
+            for fld in plan.add:
+                self.con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(fld.name)} "
+                                 f"{self._sql_type(fld.name)}")
+            for fld in plan.widen:
+                self.con.execute(f"ALTER TABLE {quote(table)} ALTER {quote(fld.name)} "
+                                 f"TYPE {self._sql_type(fld.name)}")
+            if mode == "merge":
+                match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}"
+                                     for k in primary_key or [])
+                self.con.execute(f"DELETE FROM {quote(table)} t USING {_INCOMING} s WHERE {match}")
+            self.con.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM {_INCOMING}")
+        finally:
+            self.con.unregister(_INCOMING)
+        return data.num_rows
+
+    def _sql_type(self, column: str) -> str:
+        rows = self.con.execute(f"DESCRIBE SELECT {quote(column)} FROM {_INCOMING}").fetchall()
+        return rows[0][1]
+
+    def quarantine(self, rows: pa.Table) -> int:
+        if rows.num_rows == 0:
+            return 0
+        self.con.register(_INCOMING, rows.select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA))
+        try:
+            self.con.execute(f"INSERT INTO {QUARANTINE_TABLE} BY NAME SELECT * FROM {_INCOMING}")
+        finally:
+            self.con.unregister(_INCOMING)
+        return rows.num_rows
+
+    def set_state(self, key: str, position: dict[str, Any]) -> None:
+        self.con.execute(f"DELETE FROM {STATE_TABLE} WHERE pipeline = ? AND key = ?",
+                         [self.pipeline, key])
+        self.con.execute(f"INSERT INTO {STATE_TABLE} (pipeline, key, position, run_id) "
+                         "VALUES (?, ?, ?, ?)",
+                         [self.pipeline, key, json.dumps(position, default=str), self.run_id])
+
+    def clear_state(self) -> None:
+        self.con.execute(f"DELETE FROM {STATE_TABLE} WHERE pipeline = ?", [self.pipeline])
+
+    def mark_replayed(self, ids: list[str], run_id: str) -> None:
+        if ids:
+            self.con.execute(f"UPDATE {QUARANTINE_TABLE} SET replayed_by = ? "
+                             "WHERE id IN (SELECT unnest(?::VARCHAR[]))", [run_id, ids])

@@ -1,0 +1,29 @@
+"""Open the stores a project's headwater.yaml names."""
+
+from __future__ import annotations
+
+from headwater.config import DuckDBStore as DuckDBSpec
+from headwater.config import Project
+from headwater.core import ConfigError
+from headwater.store._base import Store
+from headwater.store._duckdb import DuckDBStore
+from headwater.store._runs import RunStore
+
+
+def open_store(project: Project, name: str = "warehouse", *, read_only: bool = False) -> Store:
+    """The store called ``name`` in headwater.yaml (``warehouse`` by default)."""
+    spec = project.stores.get(name)
+    if spec is None:
+        raise ConfigError(f"no store '{name}' in headwater.yaml (stores: {sorted(project.stores)})",
+                          hint="add it under `stores:`")
+    if isinstance(spec, DuckDBSpec):
+        return DuckDBStore(project.path(spec.path), read_only=read_only)
+    raise ConfigError(f"store '{name}' of kind '{spec.kind}' is not available in this build",
+                      hint="use kind: duckdb")
+
+
+def run_store(project: Project) -> RunStore:
+    """The metadata store for run records."""
+    if project.metadata.url is not None:
+        return RunStore(project.metadata.url.get_secret_value())
+    return RunStore.at(project.state_dir)
