@@ -1,0 +1,71 @@
+"""Shared fixtures: the local services and how a missing one is reported.
+
+Integration tests talk to real services on loopback. Outside CI a missing service skips the test
+with the command that starts it; with CI=true it fails the test: CI never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+SERVICES = {
+    "postgres": ("127.0.0.1", 5432),
+    "mariadb": ("127.0.0.1", 3306),
+    "redis": ("127.0.0.1", 6379),
+    "rabbitmq": ("127.0.0.1", 5672),
+    "mosquitto": ("127.0.0.1", 1883),
+    "nats": ("127.0.0.1", 4222),
+}
+
+
+def service_up(name: str) -> bool:
+    """True if the service's port accepts a TCP connection."""
+    host, port = SERVICES[name]
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str) -> None:
+    """Skip (locally) or fail (CI) when a service is down; `scripts/services.sh` starts them."""
+    if service_up(name):
+        return
+    message = f"{name} is not reachable on {SERVICES[name]}: run `scripts/services.sh start`"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """URL of the local PostgreSQL test database."""
+    require_service("postgres")
+    return os.environ.get("HEADWATER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    """URL of the local MariaDB test database."""
+    require_service("mariadb")
+    return os.environ.get("HEADWATER_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the local Redis."""
+    require_service("redis")
+    return "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test (or parallel run) uses: for tables, schemas, keys."""
+    return f"t_{uuid.uuid4().hex[:10]}"
