@@ -13,6 +13,9 @@ from rich.console import Console
 from rich.rule import Rule
 
 from headwater.quickstart import _files
+from headwater.quickstart._init import init_project
+
+__all__ = ["STEPS", "init_project", "run_quickstart"]
 
 Step = Callable[[Path, Console], None]
 
@@ -25,10 +28,8 @@ STEPS: list[tuple[str, str, Step]] = [
 def run_quickstart(folder: str | Path, *, console: Console | None = None,
                    only: list[str] | None = None) -> Path:
     """Create (or reuse) a project in ``folder`` and run every quickstart step in it."""
-    from headwater.project import init_project
-
     console = console or Console()
-    root = init_project(folder, sample_data=False, exist_ok=True)
+    root = init_project(folder, sample_data=True, exist_ok=True)
     for name, title, step in STEPS:
         if only and name not in only:
             continue

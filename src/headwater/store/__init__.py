@@ -6,6 +6,7 @@ from headwater.store._base import (
     STATE_TABLE,
     Store,
     Transaction,
+    literal,
     quote,
 )
 from headwater.store._duckdb import DuckDBStore
@@ -22,6 +23,7 @@ __all__ = [
     "RunStore",
     "Store",
     "Transaction",
+    "literal",
     "open_store",
     "plan_evolution",
     "quote",

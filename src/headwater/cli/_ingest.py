@@ -1,0 +1,148 @@
+"""``headwater ingest``: load files now, or run pipelines declared in headwater.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from headwater.cli._app import app, console, project
+from headwater.cli._render import quality_report, run_summary
+from headwater.ingest._pipeline import ProgressFn
+from headwater.monitor import Run, write_metrics
+
+ingest_app = typer.Typer(help="Load data: files now, or pipelines from headwater.yaml.\n\n"
+                         "Example: headwater ingest file data/*.csv --table orders",
+                         no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+
+
+@contextmanager
+def progress_bar(title: str) -> Iterator[ProgressFn]:
+    """A Rich progress display fed by the pipeline's progress callback."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[rows]:>12,} rows"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(source: str, rows: int, nbytes: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(f"{title} {source}", total=None, rows=0)
+            bar.update(tasks[source], rows=rows)
+
+        yield update
+
+
+def _finish(run: Run, *, show_quality: bool = True) -> None:
+    run_summary(console, run)
+    quality = run.report.get("quality")
+    if show_quality and quality:
+        quality_report(console, quality)
+    proj = project()
+    if proj.metrics.textfile_dir:
+        write_metrics(proj.path(proj.metrics.textfile_dir), f"ingest-{run.pipeline}")
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+@ingest_app.command("file")
+def ingest_file(
+    paths: Annotated[list[Path], typer.Argument(help="files, globs or folders")],
+    table: Annotated[str, typer.Option("--table", "-t", help="destination table")],
+    contract: Annotated[Path | None, typer.Option(help="contract YAML (default: inferred)")] = None,
+    mode: Annotated[str, typer.Option(help="append | replace | merge")] = "append",
+    key: Annotated[list[str] | None, typer.Option("--key", "-k",
+                                                  help="primary key column (merge); repeat")] = None,
+    format: Annotated[str, typer.Option(help="auto, csv, tsv, json, jsonl, parquet, xlsx, xml")]
+    = "auto",
+    store: Annotated[str, typer.Option(help="store name from headwater.yaml")] = "warehouse",
+    quality: Annotated[bool, typer.Option(help="print the data-quality report")] = True,
+) -> None:
+    """Load files into a table now, without editing headwater.yaml.
+
+    Detects format, encoding and delimiter; cleanses and validates against the contract (or one
+    inferred from the data); loads valid rows, quarantines the rest with every reason. A file
+    already loaded (same content) is skipped.
+
+    Example: headwater ingest file data/orders*.csv --table orders --contract contracts/orders.yaml
+    """
+    from headwater.ingest import ingest_files
+    from headwater.store import open_store, run_store
+
+    if mode not in ("append", "replace", "merge"):
+        raise typer.BadParameter("choose append, replace or merge", param_hint="--mode")
+    proj = project()
+    target = open_store(proj, store)
+    try:
+        with progress_bar("loading") as progress:
+            run = ingest_files([str(p) for p in paths], target, table=table,
+                               contract=proj.path(contract) if contract else None,
+                               mode=mode, primary_key=key or None,  # type: ignore[arg-type]
+                               runs=run_store(proj), progress=progress, format=format)
+    finally:
+        target.close()
+    _finish(run, show_quality=quality)
+
+
+@ingest_app.command("run")
+def ingest_run(
+    names: Annotated[list[str] | None, typer.Argument(help="pipelines from headwater.yaml")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="run every pipeline")] = False,
+) -> None:
+    """Run pipelines declared in headwater.yaml (source, contract, table, mode).
+
+    Example: headwater ingest run orders
+    """
+    from headwater.ingest import run_pipeline
+
+    proj = project()
+    chosen = list(proj.pipelines) if all_ else list(names or [])
+    if not chosen:
+        raise typer.BadParameter("name a pipeline or pass --all "
+                                 f"(pipelines: {', '.join(proj.pipelines) or 'none'})")
+    failed = False
+    for name in chosen:
+        console.rule(f"[bold]{name}")
+        proj.pipeline(name)
+        with progress_bar("loading") as progress:
+            run = run_pipeline(proj, name, progress=progress)
+        try:
+            _finish(run, show_quality=len(chosen) == 1)
+        except typer.Exit:
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("status")
+def ingest_status() -> None:
+    """Each pipeline's last run, and how many positions (files, cursors) it has committed.
+
+    Example: headwater ingest status
+    """
+    from headwater.store import open_store, run_store
+
+    proj = project()
+    runs = run_store(proj)
+    table = Table(header_style="bold cyan")
+    for col in ("pipeline", "source", "table", "last run", "status", "loaded", "quarantined",
+                "positions"):
+        table.add_column(col)
+    for name, spec in proj.pipelines.items():
+        last = runs.list(limit=1, pipeline=name, kind="ingest")
+        store = open_store(proj, spec.store)
+        try:
+            positions = len(store.state(name))
+        finally:
+            store.close()
+        row = last[0] if last else None
+        table.add_row(name, spec.source.kind, spec.table,
+                      f"{row['started_at']:%Y-%m-%d %H:%M}" if row else "never",
+                      row["status"] if row else "-", f"{row['rows_loaded']:,}" if row else "-",
+                      f"{row['rows_quarantined']:,}" if row else "-", str(positions))
+    console.print(table)

@@ -1,0 +1,115 @@
+"""``headwater quarantine``: what was quarantined and why; replay after a fix."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from headwater.cli._app import app, console, project
+from headwater.cli._render import arrow_table, run_summary
+from headwater.store import QUARANTINE_TABLE, literal
+
+quarantine_app = typer.Typer(help="Inspect quarantined rows and replay them after a fix.\n\n"
+                             "Example: headwater quarantine list", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+StoreOpt = Annotated[str, typer.Option(help="store name from headwater.yaml")]
+
+
+@quarantine_app.command("list")
+def list_(
+    table: Annotated[str | None, typer.Option(help="only rows meant for this table")] = None,
+    store: StoreOpt = "warehouse",
+) -> None:
+    """Count quarantined rows by table and rule (rows not yet replayed).
+
+    Example: headwater quarantine list --table orders
+    """
+    from headwater.store import open_store
+
+    where = "replayed_by IS NULL" + (f" AND table_name = {literal(table)}" if table else "")
+    target = open_store(project(), store, read_only=True)
+    try:
+        rows = target.query(
+            f"SELECT table_name, pipeline, rule, count(*) AS rows, min(source) AS example_source "
+            f"FROM (SELECT *, unnest(rules) AS rule FROM {QUARANTINE_TABLE} WHERE {where}) "
+            "GROUP BY ALL ORDER BY rows DESC")
+    finally:
+        target.close()
+    if rows.num_rows == 0:
+        console.print("the quarantine is empty")
+        return
+    console.print(arrow_table(rows, title="quarantined rows by rule"))
+
+
+@quarantine_app.command("show")
+def show(
+    table: Annotated[str | None, typer.Option(help="only rows meant for this table")] = None,
+    rule: Annotated[str | None, typer.Option(help="only rows that failed this rule")] = None,
+    limit: Annotated[int, typer.Option(help="rows to print")] = 20,
+    store: StoreOpt = "warehouse",
+) -> None:
+    """Show quarantined rows: the raw row, where it came from, and every reason.
+
+    Example: headwater quarantine show --table orders --rule "type(amount)"
+    """
+    from headwater.store import open_store
+
+    where = ["replayed_by IS NULL"]
+    if table:
+        where.append(f"table_name = {literal(table)}")
+    if rule:
+        where.append(f"list_contains(rules, {literal(rule)})")
+    target = open_store(project(), store, read_only=True)
+    try:
+        rows = target.query(
+            f"SELECT id, table_name, source, position, unit, raw, reasons FROM {QUARANTINE_TABLE} "
+            f"WHERE {' AND '.join(where)} ORDER BY quarantined_at, id LIMIT {int(limit)}")
+    finally:
+        target.close()
+    out = Table(header_style="bold cyan", show_lines=True)
+    for col in ("id", "where", "raw row", "reasons"):
+        out.add_column(col, overflow="fold")
+    for r in rows.to_pylist():
+        out.add_row(r["id"], f"{r['source']} {r['unit']} {r['position']}\n→ {r['table_name']}",
+                    r["raw"], "\n".join(r["reasons"]))
+    console.print(out if rows.num_rows else "no matching quarantined rows")
+
+
+@quarantine_app.command("replay")
+def replay(
+    table: Annotated[str, typer.Option(help="replay rows meant for this table")],
+    contract: Annotated[str | None, typer.Option(help="contract YAML (default: the pipeline's)")]
+    = None,
+    pipeline: Annotated[str | None, typer.Option(help="only rows of this pipeline")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="only these row ids; repeat")]
+    = None,
+    store: StoreOpt = "warehouse",
+) -> None:
+    """Load quarantined rows again after the contract or the data was fixed.
+
+    Rows that now pass are loaded; the rest stay quarantined with today's reasons.
+
+    Example: headwater quarantine replay --table orders --contract contracts/orders.yaml
+    """
+    from headwater.ingest._run import load_contract, replay_quarantine
+    from headwater.store import open_store, run_store
+
+    proj = project()
+    spec = next((s for n, s in proj.pipelines.items()
+                 if s.table == table and (pipeline in (None, n))), None)
+    chosen = contract or (spec.contract if spec else None)
+    target = open_store(proj, store)
+    try:
+        run = replay_quarantine(target, table=table, contract=load_contract(chosen, proj.root),
+                                pipeline=pipeline, ids=ids, mode=spec.mode if spec else "append",
+                                primary_key=(spec.primary_key or None) if spec else None,
+                                runs=run_store(proj))
+    finally:
+        target.close()
+    if run.rows_read == 0:
+        console.print("nothing to replay")
+        return
+    run_summary(console, run)

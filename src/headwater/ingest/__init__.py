@@ -1,0 +1,44 @@
+"""Ingestion: sources → cleanse and contract → store, with a quarantine; exactly once.
+
+    >>> import headwater.ingest as hi
+    >>> callable(hi.ingest_files)
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it; loaded on first use so `import headwater` stays cheap
+_EXPORTS = {
+    "ingest": "headwater.ingest._pipeline",
+    "ExtractResult": "headwater.ingest._pipeline",
+    "ConservationError": "headwater.ingest._pipeline",
+    "ingest_files": "headwater.ingest._run",
+    "run_pipeline": "headwater.ingest._run",
+    "replay_quarantine": "headwater.ingest._run",
+    "QuarantineSource": "headwater.ingest._quarantine",
+    "Contract": "headwater.ingest._contract",
+    "Checker": "headwater.ingest._contract",
+    "Checked": "headwater.ingest._contract",
+    "QualityReport": "headwater.ingest._quality",
+    "infer_contract": "headwater.ingest._infer",
+    "dump_contract": "headwater.ingest._infer",
+    "make_messy_samples": "headwater.ingest._samples",
+    "FileSource": "headwater.ingest.sources",
+    "build_source": "headwater.ingest.sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.ingest' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,283 @@
+"""The ingestion pipeline: source → cleanse and contract → store + quarantine, exactly once.
+
+Each extract (a file, a slice of a table, a range of pages) commits in one store transaction
+together with its position, so a re-run loads nothing twice and a crash loses nothing. Every row
+read ends in exactly one place: the table, the quarantine, or the counted drops (duplicates).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from headwater.core import (
+    ContractError,
+    Extract,
+    HeadwaterError,
+    Source,
+    SourceError,
+    State,
+    WriteMode,
+)
+from headwater.ingest._quarantine import quarantine_rows, rejects_as_invalid, rule_counts
+from headwater.monitor import Run, get_logger, metrics, run
+from headwater.store import RunStore, Store, Transaction
+
+if TYPE_CHECKING:
+    from headwater.ingest._contract import Checker, Contract
+
+log = get_logger(__name__)
+
+#: Called after each batch with (extract source, rows read so far in it, bytes of the extract).
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class ExtractResult:
+    """What happened to one extract (a file, a table slice, a range of pages)."""
+
+    source: str
+    status: str = "loaded"  # loaded | failed | skipped
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_dropped: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    rules: dict[str, int] = field(default_factory=dict)
+
+
+class ConservationError(HeadwaterError):
+    """Rows went missing between read and write: a bug in headwater, never the user's fault."""
+
+
+def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = None,
+           contract: Contract | None = None, mode: WriteMode = "append",
+           primary_key: list[str] | None = None, runs: RunStore | None = None,
+           progress: ProgressFn | None = None) -> Run:
+    """Load everything ``source`` has not yet delivered into ``table`` of ``store``.
+
+    Parameters
+    ----------
+    source:
+        Any :class:`headwater.core.Source` (files, SQL, REST, the quarantine, ...).
+    store:
+        Where rows, quarantined rows and positions land (one transaction per extract).
+    table:
+        Destination table; created on first load, its schema evolved on later ones.
+    pipeline:
+        Name under which positions and runs are kept (default: ``table``).
+    contract:
+        Types, cleansing and rules. Without one, a contract is inferred from the first batch
+        (every column nullable, types only).
+    mode:
+        ``append``, ``merge`` (upsert on ``primary_key``) or ``replace``. Replace is
+        all-or-nothing: one transaction for the whole run, and a file that fails leaves the
+        table as it was.
+    runs:
+        Where to keep the run record (none: not recorded).
+    progress:
+        Called after each batch, for progress bars.
+
+    Returns the :class:`headwater.monitor.Run` with counts, per-extract results
+    (``run.report["extracts"]``) and the quality report (``run.report["quality"]``). The run's
+    status is ``failed`` if any extract failed; the others are loaded all the same.
+    """
+    pipeline = pipeline or table
+    with run("ingest", pipeline) as current:
+        loader = _Loader(store, current, pipeline=pipeline, table=table, contract=contract,
+                         mode=mode, primary_key=primary_key, progress=progress)
+        try:
+            loader.load_all(source)
+        except BaseException as exc:
+            current.status = "failed"
+            current.error = str(exc)
+            loader.finish_report()
+            if runs is not None:
+                _record(runs, current)
+            raise
+        loader.finish_report()
+        failed = [r for r in loader.results if r.status == "failed"]
+        if failed:
+            current.status = "failed"
+            current.error = f"{len(failed)} of {len(loader.results)} extracts failed: " + "; ".join(
+                f"{r.source}: {r.error}" for r in failed[:5])
+    if runs is not None:
+        _record(runs, current)
+    return current
+
+
+def _record(runs: RunStore, current: Run) -> None:
+    try:
+        runs.record(current)
+    except HeadwaterError as exc:
+        log.error("run_record_failed", error=str(exc))
+
+
+class _Loader:
+    def __init__(self, store: Store, current: Run, *, pipeline: str, table: str,
+                 contract: Contract | None, mode: WriteMode, primary_key: list[str] | None,
+                 progress: ProgressFn | None) -> None:
+        self.store = store
+        self.run = current
+        self.pipeline = pipeline
+        self.table = table
+        self.contract = contract
+        self.mode = mode
+        self.primary_key = primary_key
+        self.progress = progress
+        self.checker: Checker | None = contract.checker() if contract is not None else None
+        self.inferred = False
+        self.results: list[ExtractResult] = []
+        self._next_id = 0
+
+    def load_all(self, source: Source) -> None:
+        if self.mode == "replace":
+            with self.store.transaction(self.pipeline, self.run.id) as tx:
+                tx.clear_state()
+                for extract in source.extracts(State()):
+                    result = self._load(extract, tx)
+                    if result.status == "failed":
+                        raise SourceError(f"{result.source}: {result.error}",
+                                          hint="mode replace is all-or-nothing: fix or remove "
+                                          "the file; the table was left as it was")
+        else:
+            for extract in source.extracts(self.store.state(self.pipeline)):
+                self._load(extract, None)
+
+    def _load(self, extract: Extract, shared_tx: Transaction | None) -> ExtractResult:
+        result = ExtractResult(source=extract.source, nbytes=extract.nbytes)
+        start = time.perf_counter()
+        first_id = self._next_id
+        checker_before = self.checker
+        try:
+            tx_context = nullcontext(shared_tx) if shared_tx is not None else \
+                self.store.transaction(self.pipeline, self.run.id)
+            with tx_context as tx:
+                self._load_batches(extract, tx, result)
+                if extract.key:
+                    tx.set_state(extract.key, extract.position)
+                replays = extract.meta.get("replays")
+                if replays:
+                    tx.mark_replayed(replays, self.run.id)
+        except (SourceError, ContractError) as exc:
+            # the extract alone fails; its rows were rolled back, the others go on
+            result.status = "failed"
+            result.error = exc.message
+            self._next_id = first_id
+            if self.inferred and checker_before is None:
+                self.checker, self.inferred = None, False
+            log.error("extract_failed", source=extract.source, error=exc.message)
+        result.seconds = time.perf_counter() - start
+        self.results.append(result)
+        if result.status == "loaded":
+            self._count(result)
+        return result
+
+    def _load_batches(self, extract: Extract, tx: Transaction, result: ExtractResult) -> None:
+        origins = extract.meta.get("origins")
+        for batch in extract.batches:
+            read = batch.num_rows
+            invalid_parts: list[pa.Table] = []
+            if batch.rejects is not None and batch.rejects.num_rows:
+                invalid_parts.append(rejects_as_invalid(batch.rejects))
+            loaded = dropped = 0
+            if batch.data.num_rows or batch.data.num_columns > 1:
+                checked = self._checker(batch.data).check(batch.data)
+                invalid_parts.append(checked.invalid)
+                dropped = checked.dropped
+                if checked.valid.num_rows or self.mode == "replace":
+                    loaded = tx.write(self.table, checked.valid, mode=self.mode,
+                                      primary_key=self.primary_key)
+            for suffix, child in batch.children.items():
+                tx.write(f"{self.table}__{suffix}", child,
+                         mode="replace" if self.mode == "replace" else "append")
+            quarantined = 0
+            for invalid in invalid_parts:
+                if invalid.num_rows == 0:
+                    continue
+                rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
+                                       table=self.table, source=extract.source, unit=extract.unit,
+                                       first_id=self._next_id, origins=origins)
+                self._next_id += rows.num_rows
+                quarantined += tx.quarantine(rows)
+                for rule, count in rule_counts(invalid).items():
+                    result.rules[rule] = result.rules.get(rule, 0) + count
+            if loaded + quarantined + dropped != read:
+                raise ConservationError(
+                    f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
+                    f"{quarantined} and dropped {dropped}",
+                    hint="this is a bug in headwater; the load was rolled back. Please report it "
+                    "with the log file under .headwater/logs/")
+            result.rows_read += read
+            result.rows_loaded += loaded
+            result.rows_quarantined += quarantined
+            result.rows_dropped += dropped
+            if self.progress is not None:
+                self.progress(extract.source, result.rows_read, extract.nbytes)
+
+    def _checker(self, sample: pa.Table) -> Checker:
+        if self.checker is None:
+            from headwater.ingest._contract import Contract
+            from headwater.ingest._infer import infer_contract
+
+            self.contract = Contract.from_spec(infer_contract(sample))
+            self.checker = self.contract.checker()
+            self.inferred = True
+            log.info("contract_inferred", table=self.table, columns=sample.num_columns - 1)
+        return self.checker
+
+    def _count(self, r: ExtractResult) -> None:
+        self.run.rows_read += r.rows_read
+        self.run.rows_loaded += r.rows_loaded
+        self.run.rows_quarantined += r.rows_quarantined
+        self.run.rows_dropped += r.rows_dropped
+        self.run.bytes_read += r.nbytes
+        labels = (self.pipeline, r.source, self.table)
+        metrics.ROWS.labels(*labels, "read").inc(r.rows_read)
+        metrics.ROWS.labels(*labels, "loaded").inc(r.rows_loaded)
+        metrics.ROWS.labels(*labels, "quarantined").inc(r.rows_quarantined)
+        metrics.ROWS.labels(*labels, "dropped").inc(r.rows_dropped)
+        metrics.BYTES.labels(self.pipeline, r.source).inc(r.nbytes)
+        for rule, count in r.rules.items():
+            metrics.QUARANTINED.labels(self.pipeline, self.table, rule).inc(count)
+        log.info("extract_loaded", source=r.source, rows_read=r.rows_read,
+                 rows_loaded=r.rows_loaded, rows_quarantined=r.rows_quarantined,
+                 rows_dropped=r.rows_dropped, seconds=round(r.seconds, 3))
+
+    def finish_report(self) -> None:
+        report: dict[str, Any] = self.run.report
+        report["table"] = self.table
+        report["mode"] = self.mode
+        report["extracts"] = [vars(r) for r in self.results]
+        rules: dict[str, int] = {}
+        for r in self.results:
+            for rule, count in r.rules.items():
+                rules[rule] = rules.get(rule, 0) + count
+        report["rules_failed"] = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
+        if self.checker is not None:
+            findings = self.checker.finish()
+            report["table_rules"] = [_finding_dict(f) for f in findings]
+            report["quality"] = self.checker.report.to_dict()
+            report["contract_inferred"] = self.inferred
+        report["conservation"] = {
+            "read": self.run.rows_read, "loaded": self.run.rows_loaded,
+            "quarantined": self.run.rows_quarantined, "dropped": self.run.rows_dropped,
+            "holds": self.run.rows_read == (self.run.rows_loaded + self.run.rows_quarantined
+                                            + self.run.rows_dropped),
+        }
+
+
+def _finding_dict(finding: Any) -> dict[str, Any]:
+    if hasattr(finding, "to_dict"):
+        return finding.to_dict()
+    if hasattr(finding, "__dataclass_fields__"):
+        return {k: getattr(finding, k) for k in finding.__dataclass_fields__}
+    return {"finding": str(finding)}
+

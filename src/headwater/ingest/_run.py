@@ -1,0 +1,91 @@
+"""Ingestion entry points for people: load files now, run a declared pipeline, replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from headwater.config import PipelineSpec, Project
+from headwater.core import WriteMode
+from headwater.ingest._pipeline import ProgressFn, ingest
+from headwater.ingest._quarantine import QuarantineSource
+from headwater.monitor import Run
+from headwater.store import RunStore, Store, open_store, run_store
+
+if TYPE_CHECKING:
+    from headwater.ingest._contract import Contract
+
+
+def load_contract(contract: Contract | str | Path | dict[str, Any] | Any | None,
+                  root: Path | None = None) -> Contract | None:
+    """A Contract from an object, a YAML file (relative to ``root``), a dict or a spec model."""
+    if contract is None:
+        return None
+    from headwater.ingest._contract import Contract
+
+    if isinstance(contract, Contract):
+        return contract
+    if isinstance(contract, str | Path):
+        path = Path(contract)
+        return Contract.load(path if path.is_absolute() or root is None else root / path)
+    return Contract.from_spec(contract)
+
+
+def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: str,
+                 contract: Contract | str | Path | dict[str, Any] | None = None,
+                 mode: WriteMode = "append", primary_key: list[str] | None = None,
+                 pipeline: str | None = None, runs: RunStore | None = None,
+                 progress: ProgressFn | None = None, **read_options: Any) -> Run:
+    """Load files (paths, globs or folders) into ``table``: detect, cleanse, validate, load.
+
+    ``read_options`` go to :class:`headwater.ingest.FileSource` (``format``, ``encoding``,
+    ``delimiter``, ``sheet``, ``record_path``, ``nested``, ``batch_rows``). Files already loaded
+    (same content hash) are skipped. See :func:`headwater.ingest.ingest` for the rest.
+
+    >>> import tempfile, pathlib
+    >>> from headwater.store import DuckDBStore
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.csv").write_text("id,amount\\n1,10\\n2,x\\n")
+    >>> store = DuckDBStore(folder / "w.duckdb")
+    >>> contract = {"columns": {"id": {"type": "integer"}, "amount": {"type": "integer"}}}
+    >>> run = ingest_files(folder / "a.csv", store, table="t", contract=contract)
+    >>> (run.rows_read, run.rows_loaded, run.rows_quarantined)
+    (2, 1, 1)
+    """
+    from headwater.ingest.sources import FileSource
+
+    source = FileSource(paths, **read_options)
+    return ingest(source, store, table=table, pipeline=pipeline or table,
+                  contract=load_contract(contract), mode=mode, primary_key=primary_key,
+                  runs=runs, progress=progress)
+
+
+def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = None) -> Run:
+    """Run the pipeline ``name`` declared in headwater.yaml and record the run."""
+    from headwater.ingest.sources import build_source
+
+    spec: PipelineSpec = project.pipeline(name)
+    store = open_store(project, spec.store)
+    try:
+        return ingest(build_source(spec.source, project), store, table=spec.table, pipeline=name,
+                      contract=load_contract(spec.contract, project.root), mode=spec.mode,
+                      primary_key=spec.primary_key or None, runs=run_store(project),
+                      progress=progress)
+    finally:
+        store.close()
+
+
+def replay_quarantine(store: Store, *, table: str, contract: Contract | None = None,
+                      pipeline: str | None = None, ids: list[str] | None = None,
+                      mode: WriteMode = "append", primary_key: list[str] | None = None,
+                      runs: RunStore | None = None) -> Run:
+    """Load quarantined rows of ``table`` again, after the contract or the data was fixed.
+
+    Rows that now pass are loaded; rows that still fail are quarantined again with today's
+    reasons; either way the old quarantine rows are marked as replayed by this run, in the same
+    transaction.
+    """
+    source = QuarantineSource(store, table=table, pipeline=pipeline, ids=ids)
+    return ingest(source, store, table=table, pipeline=pipeline or table, contract=contract,
+                  mode="append" if mode == "replace" else mode, primary_key=primary_key,
+                  runs=runs)
