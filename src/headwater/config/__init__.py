@@ -1,5 +1,13 @@
 """headwater.yaml: pydantic models, ``${ENV}`` interpolation, errors that name key and line."""
 
+from headwater.config._ml import (
+    ALGORITHMS,
+    CostMatrix,
+    MLSpec,
+    RegistrySpec,
+    ThresholdSpec,
+    TrainSpec,
+)
 from headwater.config._project import (
     PROJECT_FILE,
     LoggingSpec,
@@ -15,18 +23,24 @@ from headwater.config._stores import DeltaStore, DuckDBStore, PostgresStore, Sto
 from headwater.config._yaml import load_yaml
 
 __all__ = [
+    "ALGORITHMS",
     "PROJECT_FILE",
+    "CostMatrix",
     "DeltaStore",
     "DuckDBStore",
     "FilesSource",
     "LoggingSpec",
+    "MLSpec",
     "MetadataSpec",
     "MetricsSpec",
     "PipelineSpec",
     "PostgresStore",
     "Project",
+    "RegistrySpec",
     "SourceSpec",
     "StoreSpec",
+    "ThresholdSpec",
+    "TrainSpec",
     "load_project",
     "load_yaml",
     "parse_project",

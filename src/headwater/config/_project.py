@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
 from headwater.config._stores import DuckDBStore, StoreSpec
 from headwater.config._yaml import dotted, line_of, load_yaml, read_text
 from headwater.core import ConfigError
+from headwater.monitor._logging import redact
 
 PROJECT_FILE = "headwater.yaml"
 
@@ -76,7 +78,7 @@ class Project(_Spec):
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     pipelines: dict[str, PipelineSpec] = Field(default_factory=dict)
-    ml: dict[str, Any] = Field(default_factory=dict, description="training and CV settings")
+    ml: MLSpec = Field(default_factory=MLSpec)
 
     #: The folder headwater.yaml lives in; relative paths resolve against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -161,7 +163,7 @@ def _explain(exc: ValidationError, lines: dict, origin: str) -> str:
         if any(s in dotted(loc).lower() for s in ("password", "token", "secret", "url")):
             shown = ""
         out.append(f"  {where}{dotted(loc)}: {err['msg']}{shown}")
-    return "\n".join(out)
+    return redact("\n".join(out))
 
 
 def _real_loc(loc: tuple, lines: dict) -> tuple:

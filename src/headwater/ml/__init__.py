@@ -1,0 +1,40 @@
+"""Machine learning: datasets, preparation inside pipelines, training, tuning, evaluation,
+MLflow tracking and registry, HTML reports.
+
+Heavy libraries (scikit-learn, LightGBM, Optuna, MLflow) load on first use of a name below, so
+``import headwater.ml`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    # datasets
+    "Dataset": "_data", "load_dataset": "_data", "make_dataset": "_data", "read_frame": "_data",
+    "check_training_data": "_data", "infer_task": "_data",
+    # preparation
+    "ColumnAuditor": "_prepare", "ColumnDecision": "_prepare", "FeatureSelector": "_prepare",
+    "PrepareReport": "_prepare", "audit_columns": "_prepare", "build_preprocessor": "_prepare",
+    "infer_kind": "_prepare", "selection_report": "_prepare",
+    # tracking and reports
+    "LoadedModel": "_tracking", "Tracker": "_tracking", "check_signature": "_tracking",
+    "load_model": "_tracking", "tracking_uris": "_tracking",
+    "Report": "_report", "figure_png": "_report",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.ml' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f"headwater.ml.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
