@@ -1,0 +1,38 @@
+"""The public surface changes only on purpose; `import headwater` stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import headwater
+import headwater.config
+import headwater.core
+import headwater.monitor
+import headwater.store
+
+
+def test_top_level() -> None:
+    assert headwater.__all__ == ["HeadwaterError", "__version__"]
+
+
+def test_core_surface() -> None:
+    assert set(headwater.core.__all__) == {
+        "POSITION", "REJECTS_SCHEMA", "Batch", "ConfigError", "ContractError", "Extract",
+        "FileFormatError", "HeadwaterError", "MissingExtraError", "NotFoundError",
+        "SchemaChangeError", "SinkError", "Source", "SourceError", "State", "WriteMode", "require",
+    }
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (headwater.core, headwater.config, headwater.store, headwater.monitor):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_import_headwater_does_not_load_heavy_libraries() -> None:
+    code = ("import sys, headwater, headwater.ingest; "
+            "heavy = [m for m in ('duckdb', 'polars', 'sklearn', 'mlflow', 'lightgbm', 'fastapi') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
