@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from headwater.core import (
+    POSITION,
     ContractError,
     Extract,
     HeadwaterError,
@@ -227,7 +228,8 @@ class _Loader:
             from headwater.ingest._contract import Contract
             from headwater.ingest._infer import infer_contract
 
-            self.contract = Contract.from_spec(infer_contract(sample))
+            columns = [c for c in sample.column_names if c != POSITION]
+            self.contract = Contract.from_spec(infer_contract(sample.select(columns)))
             self.checker = self.contract.checker()
             self.inferred = True
             log.info("contract_inferred", table=self.table, columns=sample.num_columns - 1)

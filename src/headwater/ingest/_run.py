@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import PipelineSpec, Project
-from headwater.core import WriteMode
+from headwater.core import State, WriteMode
 from headwater.ingest._pipeline import ProgressFn, ingest
 from headwater.ingest._quarantine import QuarantineSource
 from headwater.monitor import Run
@@ -29,6 +29,30 @@ def load_contract(contract: Contract | str | Path | dict[str, Any] | Any | None,
         path = Path(contract)
         return Contract.load(path if path.is_absolute() or root is None else root / path)
     return Contract.from_spec(contract)
+
+
+def infer_from_file(path: str | Path, *, rows: int = 100_000, **read_options: Any) -> str:
+    """Contract YAML inferred from the first ``rows`` rows of a file, for a person to edit."""
+    import pyarrow as pa
+
+    from headwater.core import POSITION, FileFormatError
+    from headwater.ingest._infer import dump_contract, infer_contract
+    from headwater.ingest.sources import FileSource
+
+    parts: list[pa.Table] = []
+    taken = 0
+    for extract in FileSource(path, **read_options).extracts(State()):
+        for batch in extract.batches:
+            parts.append(batch.data)
+            taken += batch.data.num_rows
+            if taken >= rows:
+                break
+        break
+    if not parts or taken == 0:
+        raise FileFormatError(f"{path}: no rows to infer a contract from",
+                              hint="use a file with a header and at least one data row")
+    sample = pa.concat_tables(parts, promote_options="permissive").slice(0, rows)
+    return dump_contract(infer_contract(sample.drop_columns([POSITION])))
 
 
 def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: str,

@@ -1,0 +1,45 @@
+"""``headwater contract``: write a contract from a sample for the user to edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.cli._app import app, console, project
+
+contract_app = typer.Typer(help="Infer a contract from a sample file.\n\n"
+                           "Example: headwater contract infer data/orders.csv -o contracts/orders.yaml",
+                           no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+
+@contract_app.command("infer")
+def infer(
+    path: Annotated[Path, typer.Argument(help="a sample file (any supported format)")],
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="write the YAML here (default: print it)")]
+    = None,
+    rows: Annotated[int, typer.Option(help="rows to sample")] = 100_000,
+    force: Annotated[bool, typer.Option(help="overwrite an existing output file")] = False,
+) -> None:
+    """Infer columns, types, nullability and keys from a sample; print or write YAML to edit.
+
+    Example: headwater contract infer data/orders.csv -o contracts/orders.yaml
+    """
+    from headwater.ingest import infer_from_file
+
+    proj = project()
+    text = infer_from_file(proj.path(path), rows=rows)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    target = proj.path(output)
+    if target.exists() and not force:
+        raise typer.BadParameter(f"{output} exists; pass --force to overwrite it",
+                                 param_hint="--output")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    console.print(f"[green]wrote[/] {output}: edit it, then `headwater ingest file {path} "
+                  f"--table NAME --contract {output}`")
