@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from headwater.config._cv import CVSpec
+
 #: Algorithms ``headwater train`` knows, in the order they are trained.
 ALGORITHMS = ("logreg", "tree", "forest", "svm", "mlp", "lightgbm")
 
@@ -117,6 +119,8 @@ class MLSpec(_Spec):
     registry: RegistrySpec = Field(default_factory=RegistrySpec)
     train: dict[str, TrainSpec] = Field(default_factory=dict,
                                         description="training tasks by name, e.g. churn")
+    cv: dict[str, CVSpec] = Field(default_factory=dict, description="cross-validation tasks "
+                                  "by name, e.g. housing (`headwater cv housing`)")
 
     def task(self, name: str) -> TrainSpec:
         """The settings of task ``name`` (defaults when headwater.yaml has none)."""
