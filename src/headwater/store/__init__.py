@@ -9,17 +9,21 @@ from headwater.store._base import (
     literal,
     quote,
 )
+from headwater.store._delta import DeltaStore
 from headwater.store._duckdb import DuckDBStore
 from headwater.store._evolve import Evolution, plan_evolution
 from headwater.store._open import open_store, run_store
+from headwater.store._postgres import PostgresStore
 from headwater.store._runs import RunStore
 
 __all__ = [
     "QUARANTINE_SCHEMA",
     "QUARANTINE_TABLE",
     "STATE_TABLE",
+    "DeltaStore",
     "DuckDBStore",
     "Evolution",
+    "PostgresStore",
     "RunStore",
     "Store",
     "Transaction",

@@ -125,9 +125,9 @@ class DeltaStore(Store):
         except Exception as exc:
             raise self._error(f"cannot open Delta table '{table}'", exc) from None
 
-    def _error(self, what: str, exc: BaseException) -> SinkError:
+    def _error(self, what: str, exc: BaseException, hint: str | None = None) -> SinkError:
         return SinkError(f"{what} at {redact(self.uri)}: {redact(str(exc)).strip()}",
-                         hint="check the lake's uri and storage_options in headwater.yaml "
+                         hint=hint or "check the lake's uri and storage_options in headwater.yaml "
                          "(endpoint, region, credentials)")
 
     # -- Store ------------------------------------------------------------------------------
@@ -261,7 +261,10 @@ class DeltaStore(Store):
         except SinkError:
             raise
         except Exception as exc:
-            raise self._error(f"commit to '{table}' failed", exc) from None
+            raise self._error(f"commit to '{table}' failed", exc,
+                              "nothing of this transaction's remaining tables was committed; "
+                              "run the load again once the cause is fixed (it skips what is "
+                              "already committed)") from None
         return True
 
     def _append(self, table: str, dt: Any, op: _Op, props: Any) -> None:
@@ -298,8 +301,8 @@ class DeltaStore(Store):
         target = _unify(table, existing, [data.schema])
         data = pa.Table.from_batches(list(_conform(target, data.to_batches())), target)
         nulls = any(data[k].null_count for k in keys)
-        match = " AND ".join(f"t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" if nulls
-                             else f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        match = " AND ".join(f"(t.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)})" if nulls
+                             else f"(t.{quote(k)} = s.{quote(k)})" for k in keys)
         if _widened(existing, target):
             self._rewrite_merged(table, dt, data, match, target, props)
             return
@@ -388,6 +391,7 @@ class _DeltaTransaction(Transaction):
         self._replaced: set[str] = set()
         self._positions: dict[str, dict[str, Any]] = {}
         self._cleared = False
+        self._marks: list[_Op] = []
 
     def _op(self, table: str, mode: str, primary_key: list[str] | None = None) -> _Op:
         ops = self._ops.setdefault(table, [])
@@ -434,12 +438,12 @@ class _DeltaTransaction(Transaction):
 
     def mark_replayed(self, ids: list[str], run_id: str) -> None:
         if ids:
-            op = _Op("mark", self.pool.buffer(), ids=list(ids), replayed_by=run_id)
-            self._ops.setdefault(QUARANTINE_TABLE, []).append(op)
+            self._marks.append(_Op("mark", self.pool.buffer(), ids=list(ids), replayed_by=run_id))
 
     def _token(self) -> str:
         """Same for a crashed attempt and its re-run; different for any other transaction."""
-        if not self._positions and not self._cleared:
+        replayed = sorted({i for op in self._marks for i in op.ids})
+        if not self._positions and not self._cleared and not replayed:
             return uuid.uuid4().hex
         before = self.ledger.positions
         basis = {
@@ -447,6 +451,7 @@ class _DeltaTransaction(Transaction):
             "epoch": self.ledger.epoch,
             "cleared": self._cleared,
             "positions": sorted([k, before.get(k), v] for k, v in self._positions.items()),
+            "replayed": replayed,
         }
         text = json.dumps(basis, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -461,11 +466,16 @@ class _DeltaTransaction(Transaction):
             "headwater.seq": str(seq),
             "headwater.state": json.dumps(self._positions, sort_keys=True, default=str),
         }
+        # quarantined rows first, then the data, then replayed marks, then the positions: a
+        # crash anywhere leaves the positions unrecorded, and the re-run skips what is done.
         order = sorted(self._ops, key=lambda t: t != QUARANTINE_TABLE)
         for table in order:
             for i, op in enumerate(self._ops[table]):
                 app_id = f"headwater:{self.pipeline}:{token}:{i}"
                 self.store._commit(table, op, app_id, seq, meta)
+        for i, op in enumerate(self._marks):
+            app_id = f"headwater:{self.pipeline}:{token}:mark{i}"
+            self.store._commit(QUARANTINE_TABLE, op, app_id, seq, meta)
         if self._positions or self._cleared:
             self.store._commit_state(self._state_rows(seq, token),
                                      f"headwater:{self.pipeline}:{token}:state", seq, meta)

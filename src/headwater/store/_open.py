@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from headwater.config import DeltaStore as DeltaSpec
 from headwater.config import DuckDBStore as DuckDBSpec
+from headwater.config import PostgresStore as PostgresSpec
 from headwater.config import Project
 from headwater.core import ConfigError
 from headwater.store._base import Store
+from headwater.store._delta import DeltaStore
 from headwater.store._duckdb import DuckDBStore
+from headwater.store._postgres import PostgresStore
 from headwater.store._runs import RunStore
 
 
 def open_store(project: Project, name: str = "warehouse", *, read_only: bool = False) -> Store:
-    """The store called ``name`` in headwater.yaml (``warehouse`` by default)."""
+    """The store called ``name`` in headwater.yaml (``warehouse`` by default).
+
+    ``read_only`` applies to the DuckDB file (no write lock); PostgreSQL and Delta readers never
+    block writers.
+    """
     spec = project.stores.get(name)
     if spec is None:
         raise ConfigError(f"no store '{name}' in headwater.yaml (stores: {sorted(project.stores)})",
                           hint="add it under `stores:`")
     if isinstance(spec, DuckDBSpec):
         return DuckDBStore(project.path(spec.path), read_only=read_only)
+    if isinstance(spec, PostgresSpec):
+        return PostgresStore(spec.url.get_secret_value(), schema=spec.db_schema)
+    if isinstance(spec, DeltaSpec):
+        uri = spec.uri if "://" in spec.uri else str(project.path(spec.uri))
+        options = {k: v.get_secret_value() for k, v in spec.storage_options.items()}
+        return DeltaStore(uri, storage_options=options)
     raise ConfigError(f"store '{name}' of kind '{spec.kind}' is not available in this build",
-                      hint="use kind: duckdb")
+                      hint="use kind: duckdb, postgres or delta")
 
 
 def run_store(project: Project) -> RunStore:

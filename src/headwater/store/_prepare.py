@@ -31,4 +31,5 @@ def dedupe_on_key(data: pa.Table, primary_key: list[str], table: str) -> pa.Tabl
     last = keyed.group_by(primary_key, use_threads=False).aggregate([("_hw_i", "max")])
     if last.num_rows == data.num_rows:
         return data
-    return data.take(pc.sort_indices(last["_hw_i_max"]))
+    rows = last["_hw_i_max"]
+    return data.take(pc.take(rows, pc.sort_indices(rows)))  # the kept rows, in input order
