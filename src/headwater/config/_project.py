@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from headwater.config._contract import ContractSpec
 from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
 from headwater.config._stores import DuckDBStore, StoreSpec
@@ -52,7 +53,7 @@ class PipelineSpec(_Spec):
     store: str = Field("warehouse", description="name of an entry under `stores`")
     mode: Literal["append", "replace", "merge"] = "append"
     primary_key: list[str] = Field(default_factory=list, description="columns for mode: merge")
-    contract: str | dict[str, Any] | None = Field(
+    contract: str | ContractSpec | None = Field(
         None, description="a contract file (relative to the project) or an inline contract"
     )
     schedule: str | None = Field(
