@@ -24,8 +24,8 @@ DEFAULT_NULLS = ("", "-", "--", "n/a", "#n/a", "null", "none", "nan", "nil", "(n
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
 
-_CURRENCY = (r"[$€£¥₹₽₩¢]|(?i:\b(?:usd|eur|gbp|chf|jpy|cad|aud|nzd|cny|inr|sek|nok|dkk|pln|czk"
-             r"|brl|mxn|zar)\b)")
+_CURRENCY = (r"[$€£¥₹₽₩¢]|(?i:usd|eur|gbp|chf|jpy|cad|aud|nzd|cny|inr|sek|nok|dkk|pln|czk"
+             r"|brl|mxn|zar)")
 _SEP_SPACE = "\u00a0\u202f "
 _POINT_NUMBER = (rf"^[+-]?(?:\d{{1,3}}(?:[,'{_SEP_SPACE}]\d{{3}})+|\d*)(?:\.\d*)?"
                  r"(?:[eE][+-]?\d+)?$")

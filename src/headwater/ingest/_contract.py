@@ -333,8 +333,12 @@ class Checker:
             if old in frame.columns:
                 mapping[old] = new
         for name, col in spec.columns.items():
-            if col.from_ and col.from_ in frame.columns:
-                mapping[col.from_] = name
+            if not col.from_:
+                continue
+            found = [c for c in frame.columns if c == col.from_] or [
+                c for c in frame.columns if _normal(c) == _normal(col.from_)]
+            if len(found) == 1 and found[0] not in mapping:
+                mapping[found[0]] = name
         taken = set(mapping.values())
         present = [c for c in frame.columns if c not in mapping]
         for name in spec.columns:
@@ -497,7 +501,7 @@ class Checker:
             detail = pl.concat_str(shown, separator=", ") if shown else pl.lit("")
             text = message or f"rule {rule_name} ({compiled.text}) is false"
             rules.append(RuleDef(f"rule({rule_name})", compiled.columns, compiled.fails,
-                                 pl.format("{} for {}", pl.lit(text), detail)))
+                                 pl.format("{} ({})", pl.lit(text), detail)))
         if contract.spec.unknown_columns == "quarantine":
             rules += [unknown_rule(c) for c in extras]
         return rules

@@ -612,11 +612,16 @@ class _Compiler:
             want = str(low) if low == high else f"{low} to {high}"
             raise self.fail(f"{node.name}() takes {want} argument(s), got {len(node.args)}")
         if node.name in {"date", "timestamp"}:
-            arg = node.args[0] if node.args else None
-            if not isinstance(arg, Lit) or not isinstance(arg.value, str):
-                raise self.fail(f"{node.name}() takes a text literal, "
-                                f"e.g. {node.name}('2024-01-31')")
-            return self.temporal_literal(arg.value, node.name), node.name
+            arg = node.args[0]
+            if isinstance(arg, Lit) and isinstance(arg.value, str):
+                return self.temporal_literal(arg.value, node.name), node.name
+            expr, kind = self.compile(arg)
+            if node.name == "date" and kind in {"date", "timestamp"}:
+                return (expr if kind == "date" else expr.dt.date()), "date"
+            if node.name == "timestamp" and kind in {"date", "timestamp"}:
+                return expr.cast(pl.Datetime("us", "UTC")), "timestamp"
+            raise self.fail(f"{node.name}() takes a text literal such as "
+                            f"{node.name}('2024-01-31'), or a date or timestamp column")
         args = [self.compile(a) for a in node.args]
         return build(self, args)
 
