@@ -74,8 +74,7 @@ class BasicAuth(Auth):
 
     def apply(self, request: httpx.Request) -> httpx.Request:
         """Set the header."""
-        header = httpx.BasicAuth(self.username, self.password)._auth_header
-        request.headers["Authorization"] = header
+        request.headers["Authorization"] = basic_header(self.username, self.password)
         return request
 
 
@@ -132,7 +131,7 @@ class OAuth2Auth(Auth):
             form["scope"] = self.scope
         request = self._client.build_request(
             "POST", self.token_url, data=form,
-            auth=httpx.BasicAuth(self.client_id, self.client_secret))
+            headers={"Authorization": basic_header(self.client_id, self.client_secret)})
         _, body = send(self._client, request, policy=self.policy,
                        limiter=RateLimiter(None), check=_json_body, what="token request")
         token = body.get("access_token") if isinstance(body, dict) else None
@@ -144,6 +143,17 @@ class OAuth2Auth(Auth):
         from headwater.monitor import register_secret
 
         register_secret(self._token)
+
+
+def basic_header(username: str, password: str) -> str:
+    """``Basic base64(user:password)``.
+
+    >>> basic_header("a", "b")
+    'Basic YTpi'
+    """
+    import base64
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def auth_from_spec(spec: Any, policy: RetryPolicy) -> Auth | None:
