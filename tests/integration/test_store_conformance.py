@@ -311,3 +311,14 @@ def test_query_params_and_streaming_batches(store: Store) -> None:
     assert all(b.num_rows <= 1000 for b in batches)
     assert sum(b.num_rows for b in batches) == 2500
     assert pa.Table.from_batches(batches)["n"].to_pylist() == list(range(2500))
+
+
+def test_a_wider_decimal_widens_the_column(store: Store) -> None:
+    with store.transaction("p", "r1") as tx:
+        tx.write("prices", pa.table({"p": pa.array([Decimal("1.25")], pa.decimal128(6, 2))}))
+    with store.transaction("p", "r2") as tx:
+        tx.write("prices", pa.table({"p": pa.array([Decimal("123456.1234")],
+                                                   pa.decimal128(12, 4))}))
+    got = store.read_table("prices")
+    assert (got.schema.field("p").type.precision, got.schema.field("p").type.scale) == (12, 4)
+    assert sorted(got["p"].to_pylist()) == [Decimal("1.25"), Decimal("123456.1234")]

@@ -137,7 +137,8 @@ def test_kill_inside_a_transaction_leaves_nothing_and_the_rerun_equals_a_clean_r
 
 
 @pytest.mark.parametrize("spec", ["delta-local", "delta-s3"], indirect=True)
-@pytest.mark.parametrize(("between", "commits"), [("quarantine-and-data", 1), ("data-and-state", 2)])
+@pytest.mark.parametrize(("between", "commits"),
+                         [("quarantine-and-data", 1), ("data-and-state", 2)])
 def test_delta_kill_between_commits_then_rerun_neither_loses_nor_duplicates(
         spec: dict[str, Any], between: str, commits: int, tmp_path: Path) -> None:
     # a.csv takes 3 commits (quarantine, data, state); kill inside b.csv's transaction

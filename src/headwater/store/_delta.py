@@ -1,4 +1,4 @@
-"""A lake of Delta tables (local folder or S3), loaded exactly once without multi-table transactions.
+"""A lake of Delta tables (local folder or S3), loaded exactly once without cross-table commits.
 
 Delta commits one table at a time, so a transaction here is made *idempotent per table* instead
 of atomic across tables:
@@ -396,8 +396,9 @@ class _DeltaTransaction(Transaction):
     def _op(self, table: str, mode: str, primary_key: list[str] | None = None) -> _Op:
         ops = self._ops.setdefault(table, [])
         last = ops[-1] if ops else None
-        if last is not None and (last.mode == mode or (last.mode == "overwrite" and mode == "append")):
-            if mode != "merge" or last.primary_key == (primary_key or []):
+        if last is not None:
+            follows = last.mode == mode or (last.mode, mode) == ("overwrite", "append")
+            if follows and (mode != "merge" or last.primary_key == (primary_key or [])):
                 return last
         op = _Op(mode, self.pool.buffer(), list(primary_key or []))
         ops.append(op)
@@ -551,7 +552,8 @@ def normalise(data: pa.Table) -> pa.Table:
             continue
         column = data.column(i)
         if isinstance(fld.type, pa.BaseExtensionType):
-            column = pa.chunked_array([c.storage for c in column.chunks], type=fld.type.storage_type)
+            column = pa.chunked_array([c.storage for c in column.chunks],
+                                      type=fld.type.storage_type)
         try:
             column = column.cast(target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -60,7 +60,8 @@ class DuckDBStore(Store):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             elif not self.path.exists():
                 raise SinkError(f"warehouse {self.path} does not exist yet",
-                                hint="load something first, e.g. `headwater ingest file PATH --table NAME`")
+                                hint="load something first, e.g. "
+                                "`headwater ingest file PATH --table NAME`")
             try:
                 self._con = duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as exc:

@@ -40,7 +40,8 @@ def plan_evolution(table: str, existing: pa.Schema, incoming: pa.Schema) -> Evol
     for new in incoming:
         old = have.get(new.name)
         if old is None:
-            plan.add.append(pa.field(new.name, pa.string() if pa.types.is_null(new.type) else new.type))
+            type_ = pa.string() if pa.types.is_null(new.type) else new.type
+            plan.add.append(pa.field(new.name, type_))
         elif old.type.equals(new.type):
             continue
         elif pa.types.is_null(new.type) or _lossless(new.type, old.type):
@@ -71,6 +72,8 @@ def _lossless(src: pa.DataType, dst: pa.DataType) -> bool:
         return dst.bit_width >= src.bit_width
     if pa.types.is_integer(src) and pa.types.is_decimal(dst):
         return dst.precision - dst.scale >= 19
+    if pa.types.is_decimal(src) and pa.types.is_decimal(dst):
+        return dst.scale >= src.scale and dst.precision - dst.scale >= src.precision - src.scale
     if pa.types.is_date(src) and pa.types.is_timestamp(dst):
         return True
     if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):

@@ -66,7 +66,8 @@ def pg_type(type_: pa.DataType, column: str = "?") -> str:
         return "float4" if type_.bit_width <= 32 else "float8"
     if pa.types.is_decimal(type_):
         return f"numeric({type_.precision},{type_.scale})"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
+    if (pa.types.is_string(type_) or pa.types.is_large_string(type_)
+            or pa.types.is_string_view(type_)):
         return "text"
     if (pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
             or pa.types.is_fixed_size_binary(type_) or pa.types.is_binary_view(type_)):
@@ -113,7 +114,8 @@ def normalise_type(type_: pa.DataType, column: str = "?") -> pa.DataType:
     pg = pg_type(type_, column)
     if pg.startswith("numeric("):
         precision, scale = (int(x) for x in pg.removesuffix("[]")[8:-1].split(","))
-        inner = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        inner = (pa.decimal128(precision, scale) if precision <= 38
+                 else pa.decimal256(precision, scale))
         return pa.list_(inner) if pg.endswith("[]") else inner
     if pg.endswith("[]"):
         return pa.list_(_SCALARS[pg[:-2]])
@@ -130,10 +132,12 @@ def normalise(data: pa.Table) -> pa.Table:
         if pa.types.is_dictionary(fld.type):
             column = column.cast(fld.type.value_type)
         elif isinstance(fld.type, pa.BaseExtensionType) and not isinstance(fld.type, pa.JsonType):
-            column = pa.chunked_array([c.storage for c in column.chunks], type=fld.type.storage_type)
+            column = pa.chunked_array([c.storage for c in column.chunks],
+                                      type=fld.type.storage_type)
         try:
             if isinstance(target, pa.JsonType):
-                column = column.cast(pa.string()) if not isinstance(column.type, pa.JsonType) else column
+                if not isinstance(column.type, pa.JsonType):
+                    column = column.cast(pa.string())
                 column = pa.chunked_array([pa.ExtensionArray.from_storage(target, c)
                                            for c in column.chunks], type=target)
             else:
@@ -173,10 +177,9 @@ def _decimal_for(text: pa.ChunkedArray) -> pa.DataType | None:
         return None  # NaN, Infinity: keep the text
     parts = pc.split_pattern(pc.utf8_ltrim(valid, "-+"), ".", max_splits=1)
     whole = pc.max(pc.utf8_length(pc.list_element(parts, 0))).as_py() or 1
-    frac_strs = pc.if_else(pc.greater(pc.list_value_length(parts), 1),
-                           pc.list_element(pc.list_slice(parts, 1, 2, return_fixed_size_list=False), 0),
-                           "")
-    scale = pc.max(pc.utf8_length(frac_strs)).as_py() or 0
+    has_fraction = pc.greater(pc.list_value_length(parts), 1)
+    fractions = pc.list_element(pc.filter(parts, has_fraction), 1)
+    scale = pc.max(pc.utf8_length(fractions)).as_py() or 0
     precision = whole + scale
     if precision > _MAX_DECIMAL:
         return None

@@ -99,16 +99,16 @@ class PostgresStore(Store):
         s = quote(self.schema)
         q_cols = ", ".join(f"{quote(f.name)} {pg_type(f.type, f.name)}" for f in QUARANTINE_SCHEMA)
         with self._cursor() as cur:
-            self._run(cur, "SELECT pg_advisory_lock(hashtext('headwater:setup:' || $1))", [self.schema])
+            lock = "hashtext('headwater:setup:' || $1)"
+            self._run(cur, f"SELECT pg_advisory_lock({lock})", [self.schema])
             try:
                 self._run(cur, f"CREATE SCHEMA IF NOT EXISTS {s}")
-                self._run(cur, f"CREATE TABLE IF NOT EXISTS {s}.{STATE_TABLE} (pipeline text NOT NULL, "
-                          "key text NOT NULL, position jsonb, run_id text, "
+                self._run(cur, f"CREATE TABLE IF NOT EXISTS {s}.{STATE_TABLE} ("
+                          "pipeline text NOT NULL, key text NOT NULL, position jsonb, run_id text, "
                           "updated_at timestamptz DEFAULT now(), PRIMARY KEY (pipeline, key))")
                 self._run(cur, f"CREATE TABLE IF NOT EXISTS {s}.{QUARANTINE_TABLE} ({q_cols})")
             finally:
-                self._run(cur, "SELECT pg_advisory_unlock(hashtext('headwater:setup:' || $1))",
-                          [self.schema])
+                self._run(cur, f"SELECT pg_advisory_unlock({lock})", [self.schema])
             self._run(cur, f"SET search_path TO {s}, public")
 
     @contextmanager
@@ -170,12 +170,14 @@ class PostgresStore(Store):
         with self._cursor() as cur:
             self._run(cur, sql)
             for batch in cur.fetch_record_batch():
-                yield from decode(pa.Table.from_batches([batch])).to_batches(max_chunksize=batch_rows)
+                table = decode(pa.Table.from_batches([batch]))
+                yield from table.to_batches(max_chunksize=batch_rows)
 
     def tables(self) -> list[str]:
         """User tables in the schema (``_hw_*`` excluded)."""
-        rows = self._fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 "
-                           "AND table_name NOT LIKE '\\_hw\\_%' ORDER BY table_name", [self.schema])
+        rows = self._fetch("SELECT table_name FROM information_schema.tables "
+                           "WHERE table_schema = $1 AND table_name NOT LIKE '\\_hw\\_%' "
+                           "ORDER BY table_name", [self.schema])
         return [r[0] for r in rows]
 
     def read_table(self, table: str) -> pa.Table:
@@ -210,7 +212,8 @@ class _PostgresTransaction(Transaction):
         rows = self.cur.fetchall()
         if not rows:
             return None
-        return pa.schema([pa.field(name, arrow_type(typname, typmod)) for name, typname, typmod in rows])
+        return pa.schema([pa.field(name, arrow_type(typname, typmod))
+                          for name, typname, typmod in rows])
 
     def _ingest(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         try:
@@ -293,7 +296,8 @@ class _PostgresTransaction(Transaction):
             [self.pipeline, key, json.dumps(position, default=str), self.run_id])
 
     def clear_state(self) -> None:
-        self.store._run(self.cur, f"DELETE FROM {self.store._table(STATE_TABLE)} WHERE pipeline = $1",
+        self.store._run(self.cur,
+                        f"DELETE FROM {self.store._table(STATE_TABLE)} WHERE pipeline = $1",
                         [self.pipeline])
 
     def mark_replayed(self, ids: list[str], run_id: str) -> None:

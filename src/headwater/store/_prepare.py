@@ -21,7 +21,8 @@ def dedupe_on_key(data: pa.Table, primary_key: list[str], table: str) -> pa.Tabl
     missing = [k for k in primary_key if k not in data.column_names]
     if not primary_key or missing:
         raise ConfigError(
-            f"merge into '{table}' needs its primary key columns; missing: {missing or primary_key}",
+            f"merge into '{table}' needs its primary key columns; "
+            f"missing: {missing or primary_key}",
             hint=f"columns in this load: {', '.join(data.column_names)}",
         )
     if data.num_rows < 2:

@@ -1,4 +1,4 @@
-"""A bounded buffer of Arrow chunks: kept in memory up to a limit, spilled to Arrow IPC files beyond.
+"""A bounded buffer of Arrow chunks: in memory up to a limit, spilled to Arrow IPC files beyond.
 
 A lake transaction gathers its writes here and commits them once, at the end, as one stream.
 """
