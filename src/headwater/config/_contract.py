@@ -62,6 +62,9 @@ def normalise_type(value: str) -> str:
             raise ValueError(f"decimal({precision},{scale}): precision must be 1..38 and "
                              "scale at most the precision")
         return f"decimal({precision},{scale})"
+    if re.match(r"^decimal\s*\(\s*\d+\s*$", text):
+        raise ValueError(f"{value!r} is cut at the comma: inside {{ }} YAML splits 'decimal(10,2)' "
+                         "in two; quote it: type: 'decimal(10,2)'")
     if text not in BASE_TYPES:
         raise ValueError(f"unknown type {value!r}; use one of: string, integer, float, "
                          "decimal(p,s), boolean, date, timestamp, time, json")

@@ -19,7 +19,7 @@ from headwater.core import ConfigError
 Attempt = Callable[[pl.Expr], pl.Expr]
 
 #: Read as null by default (with their upper- and title-case forms).
-DEFAULT_NULLS = ("", "-", "--", "n/a", "#n/a", "null", "none", "nan", "nil", "(null)")
+DEFAULT_NULLS = ("", "-", "--", "n/a", "#n/a", "null", "none", "nan", "NaN", "nil", "(null)")
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
@@ -347,7 +347,8 @@ def _timestamp_parser(column: ColumnSpec) -> Parser:
             return pl.from_epoch(e.cast(pl.Int64, strict=False), time_unit=unit
                                  ).dt.replace_time_zone("UTC").dt.cast_time_unit("us")
         attempts.insert(0, epoch)
-    return Parser(dtype, attempts, "timestamp", column.timezone)
+    label = "timestamp" if column.timezone == "UTC" else f"timestamp in {column.timezone}"
+    return Parser(dtype, attempts, label, column.timezone)
 
 
 def _time_attempt(fmt: str) -> Attempt:

@@ -181,6 +181,12 @@ class Contract:
                 value = getattr(col, bound)
                 if value is not None:
                     literal_for(value, col.type, self._where("columns", name, bound))
+            try:  # builds every rule once: bad patterns and allowed values fail here
+                column_rules(name, col, label="", typed_from_text=False, missing=False,
+                             required=False)
+            except ContractError as exc:
+                raise ContractError(f"{self._where('columns', name)}: {exc.message}",
+                                    hint=exc.hint) from None
         self.row_rules: list[tuple[str, Any, str | None]] = []
         for rule_name, rule in spec.rules.items():
             text, message = ((rule.check, rule.message) if isinstance(rule, RowRule)
@@ -284,12 +290,12 @@ class Checker:
         masks = work.select([r.fails.alias(f"f{i}") for i, r in enumerate(rules)]) if rules \
             else pl.DataFrame(schema={})
         failed = (masks.select(pl.any_horizontal(pl.all())).to_series() if rules
-                  else pl.Series([False] * work.height))
+                  else pl.Series("failed", [False] * work.height, dtype=pl.Boolean))
         dropped = self._dedupe_exact(work, extras)
         key_rules, key_masks, failed = self._check_keys(work, failed, dropped)
         if key_rules:
+            masks = masks.hstack(key_masks) if rules else key_masks
             rules += key_rules
-            masks = masks.hstack(key_masks)
         dropped = self._dedupe_key(work, failed, dropped)
 
         keep = ~dropped
@@ -508,7 +514,7 @@ class Checker:
 
     def _dedupe_exact(self, work: pl.DataFrame, extras: list[str]) -> pl.Series:
         if not self.contract.dedupe_exact:
-            return pl.Series([False] * work.height)
+            return pl.Series("dropped", [False] * work.height, dtype=pl.Boolean)
         cols = [*self.contract.columns, *extras]
         hashes = work.select(pl.struct([pl.col(c).cast(pl.String) if c in extras else pl.col(c)
                                         for c in cols]).hash(_KEY_SEED)).to_series()
