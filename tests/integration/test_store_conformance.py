@@ -322,3 +322,17 @@ def test_a_wider_decimal_widens_the_column(store: Store) -> None:
     got = store.read_table("prices")
     assert (got.schema.field("p").type.precision, got.schema.field("p").type.scale) == (12, 4)
     assert sorted(got["p"].to_pylist()) == [Decimal("1.25"), Decimal("123456.1234")]
+
+
+def test_a_delta_transaction_larger_than_its_memory_budget_spills_and_commits_once(
+        tmp_path: Path) -> None:
+    lake = DeltaStore(tmp_path / "lake", memory_limit=0)
+    with lake.transaction("p", "r1") as tx:
+        for i in range(5):
+            tx.write("big", pa.table({"n": list(range(i * 1000, (i + 1) * 1000))}))
+        tx.write("big", pa.table({"n": [5000], "extra": ["new column mid-transaction"]}))
+        tx.set_state("big.csv", {"sha256": "1"})
+    table = lake.open_table("big")
+    assert table.version() == 0                      # one commit for six writes
+    assert lake.read_table("big").num_rows == 5001
+    assert lake.query("SELECT count(extra) AS c FROM big").to_pylist() == [{"c": 1}]
