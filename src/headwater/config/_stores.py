@@ -15,14 +15,16 @@ class DuckDBStore(_Spec):
     """The embedded warehouse: one DuckDB file."""
 
     kind: Literal["duckdb"] = "duckdb"
-    path: str = Field(".headwater/warehouse.duckdb", description="DuckDB file, relative to the project")
+    path: str = Field(".headwater/warehouse.duckdb",
+                      description="DuckDB file, relative to the project")
 
 
 class PostgresStore(_Spec):
     """A PostgreSQL database used as the warehouse."""
 
     kind: Literal["postgres"]
-    url: SecretStr = Field(description="postgresql://user:password@host:5432/db (use ${ENV} for secrets)")
+    url: SecretStr = Field(
+        description="postgresql://user:password@host:5432/db (use ${ENV} for secrets)")
     db_schema: str = Field("public", alias="schema", description="schema the tables live in")
 
 
@@ -33,7 +35,9 @@ class DeltaStore(_Spec):
     uri: str = Field(description="folder or s3://bucket/prefix that holds one Delta table per name")
     storage_options: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="deltalake storage options, e.g. AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID",
+        description="deltalake storage options, e.g. AWS_ENDPOINT_URL, AWS_REGION, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; on S3 either AWS_S3_ALLOW_UNSAFE_RENAME: 'true' "
+        "(one writer per table) or AWS_S3_LOCKING_PROVIDER: dynamodb",
     )
 
 
