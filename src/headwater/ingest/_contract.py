@@ -181,6 +181,8 @@ class Contract:
                 value = getattr(col, bound)
                 if value is not None:
                     literal_for(value, col.type, self._where("columns", name, bound))
+            if col.formats:
+                _check_formats(parser, self._where("columns", name, "formats"))
             try:  # builds every rule once: bad patterns and allowed values fail here
                 column_rules(name, col, label="", typed_from_text=False, missing=False,
                              required=False)
@@ -648,6 +650,19 @@ class Checker:
                     f"{fresh.max_age} allowed", table.severity))
         self.report.findings = findings
         return [f for f in findings if not f.passed]
+
+
+def _check_formats(parser: Parser, where: str) -> None:
+    """Run every attempt once, so a format Polars cannot use fails when the contract loads."""
+    probe = pl.DataFrame({"v": ["2024-01-01 00:00:00"]})
+    for attempt in parser.attempts:
+        try:
+            probe.select(attempt(pl.col("v")))
+        except pl.exceptions.PolarsError as exc:
+            detail = str(exc).strip().splitlines()[0]
+            raise ContractError(f"{where}: a format cannot be used: {detail}",
+                                hint="formats use strftime codes such as %Y-%m-%d %H:%M "
+                                "(give hours and minutes together)") from None
 
 
 def _fallback(pending: pl.Series, parser: Parser) -> pl.Series:
