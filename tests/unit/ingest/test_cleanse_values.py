@@ -58,7 +58,8 @@ def test_integer_percent_as_number():
 
 
 @pytest.mark.parametrize(("text", "value"), [
-    ("1.235", Decimal("1.24")), ("1.225", Decimal("1.22")), ("$1,234.5", Decimal("1234.50")), ("1.234,5", Decimal("1234.50")),
+    ("1.235", Decimal("1.24")), ("1.225", Decimal("1.22")), ("$1,234.5", Decimal("1234.50")),
+    ("1.234,5", Decimal("1234.50")),
     ("(2.50)", Decimal("-2.50")), ("12.5%", Decimal("0.12")), ("123456789", FAIL),
 ])
 def test_decimals(text, value):  # extra digits round half to even
@@ -146,7 +147,7 @@ def test_timestamps_naive_in_a_zone_day_first_formats_epoch():
     assert cleanse({"type": "timestamp", "day_first": True}, ["01/03/2024 12:00"]) == [NOON_UTC]
     assert cleanse({"type": "timestamp", "formats": ["%d|%m|%Y %H:%M"]}, ["01|03|2024 12:00"]
                    ) == [NOON_UTC]
-    with pytest.raises(ContractError, match="columns.v.formats: a format cannot be used"):
+    with pytest.raises(ContractError, match=r"columns\.v\.formats: a format cannot be used"):
         cleanse({"type": "timestamp", "formats": ["%d|%m|%Y %Hh"]}, ["01|03|2024 12h"])
     assert cleanse({"type": "timestamp", "epoch": "s"}, [str(int(NOON_UTC.timestamp()))]) == [
         NOON_UTC]
