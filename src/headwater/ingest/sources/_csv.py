@@ -39,6 +39,9 @@ MAX_BLOCK = 64 << 20
 #: A quoted field may span lines, but not more than this many bytes: beyond, its quote is
 #: taken as never closed and the line that opened it is rejected.
 MAX_RECORD_BYTES = 16 << 20
+#: A record over this many lines with the wrong field count is taken for a stray quote that
+#: swallowed the records after it (they are read again); a shorter one is one reject.
+MAX_RECORD_LINES = 100
 #: Encodings whose bytes can be cut at b"\\n" and transcoded chunk by chunk.
 _SINGLE_BYTE = {"latin-1", "iso8859-1", "iso8859-15", "cp1250", "cp1252", "cp1251", "cp437",
                 "cp850", "mac-roman", "iso8859-2", "koi8-r"}
@@ -302,17 +305,21 @@ class _CsvReader:
             index = int(np.searchsorted(starts, at))
             is_reject[index] = True
             line = int(first_lines[index])
-            if b"\n" in raw:
-                # A record over several lines with the wrong field count: most likely a stray
-                # quote. Reject the line that opened it, and read the lines after it again.
+            spread = raw.count(b"\n")
+            again = None
+            if spread >= MAX_RECORD_LINES:
+                # A record over many lines with the wrong field count: a stray quote swallowed
+                # the records after it. Reject the line that opened it; read the rest again.
                 head, _, tail = raw.partition(b"\n")
-                last = line + 1 + raw.count(b"\n")
-                rejects.append((line, head.decode("utf-8", "replace").rstrip("\r"), (
-                    f"{_field_reason(expected, actual)} in a record over lines {line + 1}-"
-                    f"{last}: a quote opened on this line is never closed")))
-                extra.append(_shift(self._piece(tail + b"\n"), line + 1))
-            else:
-                rejects.append((line, text, _field_reason(expected, actual)))
+                again = _shift(self._piece(tail + b"\n"), line + 1)
+                if again.data.num_rows:
+                    rejects.append((line, head.decode("utf-8", "replace").rstrip("\r"), (
+                        f"{_field_reason(expected, actual)} in a record over lines {line + 1}-"
+                        f"{line + 1 + spread}: a quote opened on this line is never closed")))
+                    extra.append(again)
+            if not extra or extra[-1] is not again:
+                where = f" (a record over lines {line + 1}-{line + 1 + spread})" if spread else ""
+                rejects.append((line, text, _field_reason(expected, actual) + where))
             pos = at + len(raw)
         data = _with_position(table, first_lines[~is_reject].astype(np.int64))
         parsed = _Parsed(data, rejects, lines)
@@ -486,7 +493,9 @@ def _find_record(buf: bytes, text: bytes, pos: int, starts: np.ndarray) -> int:
         if at < 0:
             return -1
         index = int(np.searchsorted(starts, at))
-        if index < len(starts) and starts[index] == at:
+        end = at + len(text)
+        if index < len(starts) and starts[index] == at and \
+                (end == len(buf) or buf[end] in (10, 13)):
             return at
         pos = at + 1
 

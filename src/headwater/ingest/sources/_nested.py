@@ -74,7 +74,8 @@ def _to_json(table: pa.Table) -> pa.Table:
         frame = pl.DataFrame(pl.from_arrow(table.select([index])))
         name = field.name
         if pa.types.is_struct(field.type):
-            encoded = pl.col(name).struct.json_encode()
+            encoded = (pl.when(pl.col(name).is_null()).then(None)
+                       .otherwise(pl.col(name).struct.json_encode()))
         else:
             # Wrap in a one-field struct, encode, and strip the wrapper: {"v":[...]} -> [...]
             wrapped = pl.struct(pl.col(name).alias("v")).struct.json_encode()
