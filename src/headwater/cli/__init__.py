@@ -4,10 +4,12 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _config,
     _contract,
     _ingest,
+    _predict,
     _project,
     _quarantine,
     _runs,
     _sql,
+    _train,
 )
 from headwater.cli._app import app, main
 

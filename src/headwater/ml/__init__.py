@@ -22,6 +22,20 @@ _NAMES = {
     "LoadedModel": "_tracking", "Tracker": "_tracking", "check_signature": "_tracking",
     "load_model": "_tracking", "tracking_uris": "_tracking",
     "Report": "_report", "figure_png": "_report",
+    # churn: algorithms, tuning, evaluation, training, scoring
+    "ALGORITHMS": "_algorithms", "Algorithm": "_algorithms", "Setting": "_algorithms",
+    "get_algorithm": "_algorithms",
+    "TuneResult": "_tune", "tune": "_tune",
+    "ThresholdChoice": "_evaluate", "binary_metrics": "_evaluate",
+    "bootstrap_intervals": "_evaluate", "calibration_table": "_evaluate",
+    "choose_threshold": "_evaluate", "gains_table": "_evaluate",
+    "TrainResult": "_train", "train_classifier": "_train",
+    "Prediction": "_project", "predict": "_project", "score": "_project", "train": "_project",
+    "tune_worker": "_project",
+    # cross-validation (regression)
+    "CVResult": "_cv", "cross_validate": "_cv", "run_cv": "_cv", "FeatureSteps": "_cv_features",
+    "TargetTransform": "_regressors", "split_folds": "_cv_split",
+    "corrected_t_test": "_stats", "regression_metrics": "_stats",
 }
 
 __all__ = sorted(_NAMES)

@@ -43,6 +43,8 @@ _FALSE = frozenset({"no", "n", "false", "f"})
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^id[_\W]|[a-z]ID$|[a-z]Id$", re.IGNORECASE)
 #: Share of non-blank values that must parse for a text column to become numbers or dates.
 PARSE_SHARE = 0.99
+#: Numeric columns with more distinct values than this get spline features when asked.
+CONTINUOUS_LEVELS = 10
 #: Share of distinct values above which a text column (or an integer named like an ID) is an ID.
 ID_SHARE = 0.95
 
@@ -92,22 +94,37 @@ def _text(col: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
+def _by_level(col: pd.Series, convert: Any) -> pd.Series:
+    """Apply a vectorised text conversion to the distinct values only, then map back."""
+    codes, levels = pd.factorize(col, use_na_sentinel=True)
+    converted = np.asarray(convert(pd.Series(levels, dtype=object)), dtype="float64")
+    out = np.full(len(col), np.nan)
+    known = codes >= 0
+    out[known] = converted[codes[known]]
+    return pd.Series(out, index=col.index, dtype="float64")
+
+
+def _parse_numbers(levels: pd.Series) -> pd.Series:
+    return pd.to_numeric(_text(levels), errors="coerce")
+
+
+def _parse_booleans(levels: pd.Series) -> pd.Series:
+    low = _text(levels).str.lower()
+    return pd.Series(np.where(low.isin(_TRUE).fillna(False).to_numpy(dtype=bool), 1.0,
+                              np.where(low.isin(_FALSE).fillna(False).to_numpy(dtype=bool),
+                                       0.0, np.nan)))
+
+
 def _number(col: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         return col.astype("float64")
-    if pd.api.types.is_numeric_dtype(col):
-        return col.astype("float64")
-    return pd.to_numeric(_text(col), errors="coerce").astype("float64")
+    return _by_level(col, _parse_numbers)
 
 
 def _boolean(col: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         return col.astype("float64")
-    low = _text(col).str.lower()
-    out = pd.Series(np.nan, index=col.index, dtype="float64")
-    out[low.isin(_TRUE).fillna(False).to_numpy(dtype=bool)] = 1.0
-    out[low.isin(_FALSE).fillna(False).to_numpy(dtype=bool)] = 0.0
-    return out
+    return _by_level(col, _parse_booleans)
 
 
 def _datetime_days(col: pd.Series) -> pd.Series:
@@ -147,27 +164,31 @@ def infer_kind(col: pd.Series) -> tuple[ColumnKind, str]:
                 _ID_NAME.search(name) or values.sort_values().diff().dropna().eq(1).all()):
             return "id", "a unique integer per row"
         return "numeric", ""
-    text = _text(col)
-    values = text.dropna()
-    if values.empty:
+    codes, raw_levels = pd.factorize(col, use_na_sentinel=True)
+    counts = np.bincount(codes[codes >= 0], minlength=len(raw_levels))
+    levels = _text(pd.Series(raw_levels, dtype=object))
+    present = levels.notna().to_numpy()
+    n_values = int(counts[present].sum())
+    if n_values == 0:
         return "empty", "all values missing or blank"
-    distinct = values.nunique()
+    values = levels[present].drop_duplicates()
+    distinct = len(values)
     if distinct <= 1:
         return "constant", f"one value ({values.iloc[0]!r})"
-    blanks = int(text.isna().sum() - col.isna().sum())
+    blanks = int(counts[~present].sum())
     blank_note = f"; {blanks} blank(s) read as missing" if blanks else ""
-    numbers = pd.to_numeric(values, errors="coerce")
-    parsed = int(numbers.notna().sum())
-    if parsed >= PARSE_SHARE * len(values):
-        bad = len(values) - parsed
+    parsed_levels = pd.to_numeric(levels, errors="coerce").notna().to_numpy()
+    parsed = int(counts[parsed_levels & present].sum())
+    if parsed >= PARSE_SHARE * n_values:
+        bad = n_values - parsed
         extra = f"; {bad} unparseable value(s) read as missing" if bad else ""
-        if values.is_unique and len(values) >= ID_SHARE * n and _ID_NAME.search(name):
+        if distinct == n_values and n_values >= ID_SHARE * n and _ID_NAME.search(name):
             return "id", "a unique value per row"
         return "numeric", f"numbers stored as text{blank_note}{extra}"
-    low = set(values.str.lower().unique())
+    low = set(values.str.lower())
     if distinct == 2 and low <= (_TRUE | _FALSE):
-        return "boolean", f"{'/'.join(sorted(values.unique()))} read as 1/0{blank_note}"
-    if distinct >= ID_SHARE * n or (distinct >= ID_SHARE * len(values) and _ID_NAME.search(name)):
+        return "boolean", f"{'/'.join(sorted(values))} read as 1/0{blank_note}"
+    if distinct >= ID_SHARE * n or (distinct >= ID_SHARE * n_values and _ID_NAME.search(name)):
         return "id", f"{distinct} distinct values in {n} rows (an identifier or free text)"
     iso = values.str.contains(r"^\d{4}-\d{2}-\d{2}", regex=True)
     if iso.mean() >= PARSE_SHARE:
@@ -177,33 +198,53 @@ def infer_kind(col: pd.Series) -> tuple[ColumnKind, str]:
     return "categorical", f"{distinct} levels{blank_note}"
 
 
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum formula (ties averaged)."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n1 = int(pos.sum())
+    n0 = len(y) - n1
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
+
+
+def _oof_level_means(x: pd.Series, y: np.ndarray) -> np.ndarray:
+    """Each row's category mapped to the target mean of its category in the *other* half."""
+    codes, levels = pd.factorize(x)
+    half = np.arange(len(codes)) % 2 == 0
+    out = np.empty(len(codes))
+    prior = float(y.mean())
+    for part in (half, ~half):
+        other = ~part
+        total = np.bincount(codes[other], weights=y[other], minlength=len(levels))
+        count = np.bincount(codes[other], minlength=len(levels))
+        means = (total + prior * 5) / (count + 5)  # shrunk towards the overall mean
+        out[part] = means[codes[part]]
+    return out
+
+
 def single_column_score(x: pd.Series, y: pd.Series, task: str) -> float | None:
-    """How well one converted column predicts the target alone (out-of-fold for categoricals).
+    """How well one converted column predicts the target alone (out-of-sample for categoricals).
 
     Classification: ROC-AUC folded to >= 0.5; regression: |Spearman correlation|. None when the
     column has too few values to judge.
     """
-    from sklearn.metrics import roc_auc_score
-    from sklearn.preprocessing import TargetEncoder
-
     mask = x.notna().to_numpy()
     if mask.sum() < 20:
         return None
-    yv = np.asarray(y)[mask]
+    yv = np.asarray(y, dtype="float64")[mask]
+    if np.unique(yv).size < 2:
+        return None
     if x.dtype == object:
-        encoder = TargetEncoder(target_type="binary" if task == "classification" else "continuous")
-        values = encoder.fit_transform(x[mask].to_frame(), yv)[:, 0]
+        values = _oof_level_means(x[mask], yv)
     else:
         values = x.to_numpy(dtype="float64")[mask]
     if np.unique(values).size < 2:
         return None
     if task == "classification":
-        if np.unique(yv).size < 2:
-            return None
-        auc = float(roc_auc_score(yv, values))
+        auc = _auc((yv == yv.max()).astype(int), values)
         return max(auc, 1.0 - auc)
-    if np.unique(yv).size < 2:
-        return None
     ranks = pd.Series(values).rank().to_numpy(), pd.Series(yv).rank().to_numpy()
     return float(abs(np.corrcoef(*ranks)[0, 1]))
 
@@ -298,13 +339,18 @@ def _as_frame(X: Any) -> pd.DataFrame:
 class _Columns:
     """Picklable column selector over the auditor's output."""
 
-    def __init__(self, kind: Literal["numeric", "low", "high"], max_onehot: int) -> None:
+    def __init__(self, kind: Literal["numeric", "continuous", "discrete", "low", "high"],
+                 max_onehot: int) -> None:
         self.kind = kind
         self.max_onehot = max_onehot
 
     def __call__(self, X: pd.DataFrame) -> list[str]:
+        numeric = [c for c in X.columns if X[c].dtype != object]
         if self.kind == "numeric":
-            return [c for c in X.columns if X[c].dtype != object]
+            return numeric
+        if self.kind in {"continuous", "discrete"}:
+            many = [c for c in numeric if X[c].nunique() > CONTINUOUS_LEVELS]
+            return many if self.kind == "continuous" else [c for c in numeric if c not in many]
         cats = [c for c in X.columns if X[c].dtype == object]
         if self.kind == "low":
             return [c for c in cats if X[c].nunique() <= self.max_onehot]
@@ -314,7 +360,7 @@ class _Columns:
 def build_preprocessor(*, task: str = "classification", scale: bool = True,
                        encoding: Literal["auto", "onehot", "target"] = "auto",
                        max_onehot: int = 20, leak_score: float = 0.98,
-                       drop: tuple[str, ...] = ()) -> Pipeline:
+                       drop: tuple[str, ...] = (), splines: int = 0) -> Pipeline:
     """The preparation pipeline: audit -> impute -> encode (-> scale).
 
     Parameters
@@ -329,11 +375,19 @@ def build_preprocessor(*, task: str = "classification", scale: bool = True,
         The level count above which ``auto`` uses target encoding.
     leak_score, drop:
         Passed to :class:`ColumnAuditor`.
+    splines:
+        Knots of cubic B-spline features for continuous numbers (0: none). Lets linear models
+        follow non-linear effects (e.g. churn falling steeply over the first months of tenure).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+    from sklearn.preprocessing import (
+        OneHotEncoder,
+        SplineTransformer,
+        StandardScaler,
+        TargetEncoder,
+    )
 
     limit = {"auto": max_onehot, "onehot": 1_000_000, "target": 0}[encoding]
     scaler = StandardScaler() if scale else "passthrough"
@@ -346,8 +400,17 @@ def build_preprocessor(*, task: str = "classification", scale: bool = True,
         ("encode", TargetEncoder(target_type="binary" if task == "classification"
                                  else "continuous")),
         ("scale", StandardScaler() if scale else "passthrough")])
+    if splines:
+        curved = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                           ("spline", SplineTransformer(n_knots=splines, degree=3,
+                                                        extrapolation="linear")),
+                           ("scale", StandardScaler() if scale else "passthrough")])
+        numbers = [("num", numeric, _Columns("discrete", limit)),
+                   ("spline", curved, _Columns("continuous", limit))]
+    else:
+        numbers = [("num", numeric, _Columns("numeric", limit))]
     encode = ColumnTransformer(
-        [("num", numeric, _Columns("numeric", limit)),
+        [*numbers,
          ("onehot", onehot, _Columns("low", limit)),
          ("target", target, _Columns("high", limit))],
         remainder="drop", verbose_feature_names_out=False, sparse_threshold=0.0)

@@ -1,0 +1,194 @@
+"""``headwater train``, ``headwater tune`` and ``headwater models``: churn models end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from headwater.cli._app import app, console, project
+
+if TYPE_CHECKING:
+    from headwater.ml._train import TrainResult
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def leaderboard(result: TrainResult) -> Table:
+    """The leaderboard as a Rich table, best (by CV) first."""
+    table = Table(title=f"{result.name}: {result.train_rows:,} rows tuned with CV, "
+                  f"{result.holdout_rows:,} held out", header_style="bold cyan")
+    for col in ("algorithm", "CV roc_auc (mean ± std)", "holdout roc_auc", "holdout pr_auc",
+                "log loss", "brier", "trials", "tune s", "fit s"):
+        table.add_column(col, justify="left" if col == "algorithm" else "right")
+    for i, r in enumerate(result.leaderboard):
+        style = "bold green" if i == 0 else ""
+        table.add_row(Text(r["algorithm"], style=style), f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}",
+                      f"{r['holdout_roc_auc']:.4f}", f"{r['holdout_pr_auc']:.4f}",
+                      f"{r['holdout_log_loss']:.4f}", f"{r['holdout_brier']:.4f}",
+                      f"{r['trials']} ({r['pruned']} pruned)", f"{r['tune_s']:.1f}",
+                      f"{r['fit_s']:.2f}")
+    return table
+
+
+def metrics_table(result: TrainResult) -> Table:
+    """Holdout metrics of the best model with 95 % bootstrap intervals."""
+    table = Table(title=f"holdout: {result.best} at threshold {result.threshold.value:.3f} "
+                  f"({result.threshold.strategy})", header_style="bold cyan")
+    for col in ("metric", "value", "95% CI"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall",
+                "f1"):
+        lo_hi = result.intervals.get(key)
+        table.add_row(key, f"{result.metrics[key]:.4f}",
+                      f"{lo_hi[0]:.3f} – {lo_hi[1]:.3f}" if lo_hi else "")
+    m = result.metrics
+    table.caption = (f"confusion: TP {m['tp']:,}  FP {m['fp']:,}  FN {m['fn']:,}  TN {m['tn']:,}"
+                     + (f" · mean cost {m['mean_cost']:.3f}" if "mean_cost" in m else ""))
+    return table
+
+
+def print_result(result: TrainResult) -> None:
+    """Leaderboard, holdout metrics, what preparation dropped, where things went."""
+    if result.prepare.dropped:
+        console.print("[yellow]preparation dropped:[/] " + "; ".join(
+            f"{c} ({why})" for c, why in result.prepare.dropped.items()))
+    converted = [d for d in result.prepare.decisions if d.action == "converted"]
+    if converted:
+        console.print("[cyan]converted:[/] " + "; ".join(f"{d.column}: {d.note}"
+                                                         for d in converted))
+    console.print(leaderboard(result))
+    console.print(metrics_table(result))
+    top = result.gains[:3]
+    if top:
+        console.print(f"contacting the top 30 % of customers reaches "
+                      f"[bold]{100 * top[-1]['cumulative_gain']:.0f} %[/] of churners "
+                      f"(lift {top[0]['lift']:.1f} in the top decile)")
+    if result.registered:
+        r = result.registered
+        console.print(f"registered [bold]{r['name']}[/] version {r['version']} as "
+                      f"@{r['alias']} · predict with: headwater predict {r['name']}@{r['alias']} "
+                      "--data TABLE|FILE")
+    if result.report_path:
+        console.print(f"report: {result.report_path}")
+
+
+@app.command("train")
+def train(
+    task: Annotated[str, typer.Argument(help="task name (ml.train.<task> in headwater.yaml); "
+                                        "also the registered model name")] = "churn",
+    data: Annotated[str | None, typer.Option("--data", "-d", help="warehouse table, SELECT "
+                                             "query, or CSV/Parquet file")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="column to predict "
+                                               "(default: the task name)")] = None,
+    algorithms: Annotated[list[str] | None, typer.Option(
+        "--algorithms", "-a", help="comma-separated: logreg, tree, forest, svm, mlp, lightgbm "
+        "(default: all)")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="tuning seconds for all "
+                                                 "algorithms together")] = None,
+    trials: Annotated[int | None, typer.Option(help="Optuna trials per algorithm at most")] = None,
+    folds: Annotated[int | None, typer.Option(help="CV folds in tuning")] = None,
+    threshold: Annotated[str | None, typer.Option(help="max_f1 | target_recall | cost | "
+                                                  "fixed")] = None,
+    target_recall: Annotated[float | None, typer.Option(help="recall for --threshold "
+                                                        "target_recall")] = None,
+    select: Annotated[str | None, typer.Option(help="feature selection: none | mutual_info | "
+                                               "l1 | permutation")] = None,
+    drop: Annotated[list[str] | None, typer.Option(help="columns never used as features")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    report: Annotated[Path | None, typer.Option(help="HTML report path")] = None,
+    register: Annotated[bool | None, typer.Option("--register/--no-register",
+                                                  help="register the best model")] = None,
+) -> None:
+    """Train and compare churn classifiers, tune them, evaluate on a holdout, register the best.
+
+    Example: headwater train churn --data customers.csv --target Churn
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from headwater.ml._project import task_spec
+    from headwater.ml._project import train as train_task
+
+    proj = project()
+    spec = task_spec(proj, task, data=data, target=target)
+    thresholds = spec.threshold.model_dump()
+    if threshold:
+        thresholds["strategy"] = threshold
+    if target_recall is not None:
+        thresholds["target_recall"] = target_recall
+    overrides = {"data": data, "target": target, "algorithms": _split(algorithms),
+                 "time_budget_s": budget, "trials": trials, "folds": folds,
+                 "feature_selection": select, "drop": _split(drop), "seed": seed,
+                 "threshold": thresholds, "register_best": register}
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        job = bar.add_task(f"training {task}", total=len(_split(algorithms) or spec.algorithms))
+
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(job, description=message, completed=done, total=total)
+
+        result = train_task(proj, task, on_progress=progress, report=report, **overrides)
+    print_result(result)
+
+
+@app.command("tune")
+def tune(
+    task: Annotated[str, typer.Argument(help="task name (ml.train.<task>)")],
+    algorithm: Annotated[str, typer.Option("--algorithm", "-a", help="logreg, tree, forest, "
+                                           "svm, mlp or lightgbm")] = "lightgbm",
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna RDB storage shared by workers (default: ml.train.<task>.storage)",
+        envvar="HEADWATER_OPTUNA_STORAGE")] = None,
+    study: Annotated[str | None, typer.Option(help="study name (default TASK-ALGORITHM)")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="table, query or file")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t")] = None,
+    trials: Annotated[int | None, typer.Option(help="finished trials in the study at most "
+                                               "(all workers)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds this worker tunes")] = None,
+    seed: Annotated[int | None, typer.Option(help="sampler seed of this worker")] = None,
+) -> None:
+    """Run a tuning worker on a shared Optuna study; start it on as many machines as you like.
+
+    Example: headwater tune churn -a lightgbm --storage postgresql://optuna@db/optuna --trials 200
+    """
+    from headwater.core import ConfigError
+    from headwater.ml._project import task_spec, tune_worker
+
+    proj = project()
+    spec = task_spec(proj, task, data=data, target=target)
+    url = storage or (spec.storage.get_secret_value() if spec.storage else None)
+    if not url:
+        raise ConfigError("a tuning worker needs shared storage",
+                          hint=f"pass --storage postgresql://... or set ml.train.{task}.storage")
+    with console.status(f"tuning {algorithm} on study {study or f'{task}-{algorithm}'}"):
+        result = tune_worker(proj, task, algorithm, storage=url, study=study, trials=trials,
+                             timeout=timeout, seed=seed, data=data, target=target)
+    console.print(f"study [bold]{result.study_name}[/]: {result.trials} trials "
+                  f"({result.pruned} pruned); best CV {result.metric} "
+                  f"{result.cv_mean:.4f} ± {result.cv_std:.4f}")
+    console.print(f"best parameters: {result.params}")
+
+
+@app.command("models")
+def models() -> None:
+    """List registered models with their latest version and aliases.
+
+    Example: headwater models
+    """
+    from headwater.ml._tracking import Tracker
+
+    rows = Tracker.for_project(project()).models()
+    table = Table(header_style="bold cyan")
+    for col in ("name", "latest version", "aliases"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], str(r["latest"]),
+                      ", ".join(f"@{a} → {v}" for a, v in sorted(r["aliases"].items())))
+    console.print(table if rows else "no registered models yet: try `headwater train churn`")
