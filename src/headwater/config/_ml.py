@@ -70,7 +70,7 @@ class TrainSpec(_Spec):
     holdout: float = Field(0.2, gt=0, lt=0.9, description="share of rows held out from tuning")
     folds: int = Field(5, ge=2, le=20, description="stratified k-fold CV inside tuning")
     trials: int = Field(40, ge=1, description="Optuna trials per algorithm at most")
-    time_budget_s: float = Field(80.0, gt=0, description="tuning time for all algorithms "
+    time_budget_s: float = Field(60.0, gt=0, description="tuning time for all algorithms "
                                  "together, in seconds (split evenly)")
     seed: int = Field(42, description="seed for splits, samplers and models")
     metric: Metric | None = Field(
