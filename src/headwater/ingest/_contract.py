@@ -523,7 +523,7 @@ class Checker:
         first = hashes.is_first_distinct().to_numpy()
         h = hashes.to_numpy()
         dup = ~first | self._exact.contains(h)
-        self._exact.add(h[~dup])
+        self._exact.add(h[~dup], new=True)
         return pl.Series(dup)
 
     def _check_keys(self, work: pl.DataFrame, failed: pl.Series, dropped: pl.Series,
@@ -552,7 +552,7 @@ class Checker:
         final = candidate & ~any_dup
         for key in keys:
             self._keys[key.rule].add(hashes.get_column(key.rule).to_numpy()[
-                final & not_null.get_column(key.rule).to_numpy()])
+                final & not_null.get_column(key.rule).to_numpy()], new=True)
         rules = [RuleDef(k.rule, k.columns, pl.col(f"k{i}"), key_reason(k.rule, k.columns,
                                                                          k.primary))
                  for i, k in enumerate(keys)]

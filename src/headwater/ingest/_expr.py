@@ -263,9 +263,6 @@ class _Parser:
                 if word == "matches":
                     _check_regex(text, self.rule, self.text, pattern.pos)
                 return Match(left, text, word == "matches", negated)
-        if negated:
-            raise _error(self.rule, self.text, self.tok.pos,
-                         "expected in, between, like or matches")
         return left
 
     def literal(self) -> Lit:
@@ -398,7 +395,7 @@ def render(node: Node) -> str:
             return "true" if v else "false"
         if isinstance(v, str):
             return "'" + v.replace("'", "''") + "'"
-        return repr(v) if v >= 0 else f"({v!r})"
+        return repr(v)
     if isinstance(node, Col):
         return node.name if re.fullmatch(r"[A-Za-z_]\w*", node.name) and (
             node.name.lower() not in _KEYWORDS) else f"`{node.name}`"
@@ -444,7 +441,7 @@ class Compiled:
     @property
     def fails(self) -> pl.Expr:
         """True where the rule is false (null passes)."""
-        return (~self.expr).fill_null(False)
+        return (~self.expr.cast(pl.Boolean)).fill_null(False)
 
 
 def compile_rule(text: str, kinds: dict[str, str], rule: str = "rule") -> Compiled:
@@ -498,7 +495,7 @@ class _Compiler:
         expr, kind = self.compile(node.arg)
         if node.op == "not":
             self.need(kind, {"boolean"}, "not")
-            return ~expr, "boolean"
+            return ~expr.cast(pl.Boolean), "boolean"
         self.need(kind, {"number"}, "-")
         return -expr, "number"
 
@@ -513,6 +510,7 @@ class _Compiler:
             right, rk = self.compile(node.right)
             self.need(lk, {"boolean"}, op)
             self.need(rk, {"boolean"}, op)
+            left, right = left.cast(pl.Boolean), right.cast(pl.Boolean)
             return (left & right if op == "and" else left | right), "boolean"
         if op in {"==", "!=", "<", "<=", ">", ">="}:
             left, right, _ = self.comparable(node.left, node.right, op)
@@ -672,7 +670,7 @@ def _f_text_test(name: str, method: str):
 
 def _f_round(c: _Compiler, args: list[tuple[pl.Expr, str]]) -> tuple[pl.Expr, str]:
     c.need(args[0][1], {"number"}, "round")
-    return args[0][0].round(0), "number"
+    return args[0][0].round(0, mode="half_away_from_zero"), "number"
 
 
 def _f_same(name: str, horizontal):

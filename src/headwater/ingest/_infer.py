@@ -79,11 +79,10 @@ def infer_contract(sample: pa.Table, *, threshold: float = 0.98, name: str | Non
 
 
 def _names(columns: list[str]) -> list[str]:
-    out: list[str] = []
-    for c in columns:
-        n = _normal(c) or c
-        out.append(n if n not in out else c)
-    return out
+    """snake_case names, unless two columns would get the same one (then both keep theirs)."""
+    normal = [_normal(c) or c for c in columns]
+    return [n if normal.count(n) == 1 and (n == c or n not in columns) else c
+            for c, n in zip(columns, normal, strict=True)]
 
 
 def _normal(name: str) -> str:

@@ -43,11 +43,16 @@ class KeySet:
             found |= run[pos] == hashes
         return found
 
-    def add(self, hashes: np.ndarray) -> None:
-        """Add hashes (duplicates and already known ones are harmless)."""
+    def add(self, hashes: np.ndarray, *, new: bool = False) -> None:
+        """Add hashes. ``new=True`` promises none of them is in the set yet (saves a lookup)."""
         if not len(hashes):
             return
-        self._runs.append(np.unique(hashes.astype(np.uint64, copy=False)))
+        fresh = np.unique(hashes.astype(np.uint64, copy=False))
+        if not new:
+            fresh = fresh[~self.contains(fresh)]
+            if not len(fresh):
+                return
+        self._runs.append(fresh)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             top = self._runs.pop()
             merged = np.concatenate([self._runs.pop(), top])
