@@ -77,18 +77,33 @@ def _register_secrets(value: object) -> None:
 
 def main() -> None:
     """Entry point of the ``headwater`` command: user errors print without a stack trace."""
-    from headwater.monitor import get_logger, redact
+    import logging
+
+    from headwater.monitor import redact
+    from headwater.monitor._logging import TRACE_LOGGER
 
     try:
         app()
     except HeadwaterError as exc:
-        get_logger("headwater.cli").error("command_failed", error=str(exc), exc_info=True)
+        logging.getLogger(TRACE_LOGGER).error("command_failed: %s", redact(str(exc)),
+                                              exc_info=True)
         err_console.print(Text.assemble(("error: ", "bold red"), redact(exc.message)),
                           soft_wrap=True)
         if exc.hint:
             err_console.print(Text.assemble(("hint: ", "yellow"), redact(exc.hint)),
                               soft_wrap=True)
         sys.exit(1)
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:
+        logging.getLogger(TRACE_LOGGER).error("internal_error: %s", redact(str(exc)),
+                                              exc_info=True)
+        err_console.print(Text.assemble(("internal error: ", "bold red"),
+                                        redact(f"{type(exc).__name__}: {exc}")), soft_wrap=True)
+        err_console.print("this is a bug in headwater, not in your data or settings; the full "
+                          "trace is in .headwater/logs/headwater.jsonl — please report it",
+                          highlight=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")
         sys.exit(130)

@@ -33,9 +33,10 @@ def list_(
     target = open_store(project(), store, read_only=True)
     try:
         rows = target.query(
-            f"SELECT table_name, pipeline, rule, count(*) AS rows, min(source) AS example_source "
-            f"FROM (SELECT *, unnest(rules) AS rule FROM {QUARANTINE_TABLE} WHERE {where}) "
-            "GROUP BY ALL ORDER BY rows DESC")
+            "SELECT table_name, pipeline, rule, count(*) AS n_rows, min(source) AS example_source "
+            "FROM (SELECT table_name, pipeline, source, unnest(rules) AS rule "
+            f"FROM {QUARANTINE_TABLE} WHERE {where}) AS q "
+            "GROUP BY table_name, pipeline, rule ORDER BY n_rows DESC, rule")
     finally:
         target.close()
     if rows.num_rows == 0:
@@ -61,12 +62,13 @@ def show(
     if table:
         where.append(f"table_name = {literal(table)}")
     if rule:
-        where.append(f"list_contains(rules, {literal(rule)})")
+        where.append(f"EXISTS (SELECT 1 FROM unnest(q.rules) AS r(x) WHERE r.x = {literal(rule)})")
     target = open_store(project(), store, read_only=True)
     try:
         rows = target.query(
-            f"SELECT id, table_name, source, position, unit, raw, reasons FROM {QUARANTINE_TABLE} "
-            f"WHERE {' AND '.join(where)} ORDER BY quarantined_at, id LIMIT {int(limit)}")
+            "SELECT id, table_name, source, position, unit, raw, reasons "
+            f"FROM {QUARANTINE_TABLE} AS q WHERE {' AND '.join(where)} "
+            f"ORDER BY quarantined_at, id LIMIT {int(limit)}")
     finally:
         target.close()
     out = Table(header_style="bold cyan", show_lines=True)

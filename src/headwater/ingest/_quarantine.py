@@ -55,7 +55,7 @@ def quarantine_rows(invalid: pa.Table, *, run_id: str, pipeline: str, table: str
 def rejects_as_invalid(rejects: pa.Table) -> pa.Table:
     """Rows a source could not parse, in the shape of a contract's invalid rows."""
     n = rejects.num_rows
-    reasons = rejects["reason"].cast(pa.string())
+    reasons = rejects["reason"].cast(pa.string()).combine_chunks()
     return pa.table({
         POSITION: rejects[POSITION].cast(pa.int64()),
         "raw": rejects["raw"].cast(pa.string()),

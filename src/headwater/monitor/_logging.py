@@ -15,6 +15,11 @@ _SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|authorizatio
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):(?P<pw>[^@/\s]+)@")
 _known_secrets: set[str] = set()
 
+#: A stdlib logger that writes to the log file only: stack traces of failed commands.
+TRACE_LOGGER = "headwater.trace"
+logging.getLogger(TRACE_LOGGER).addHandler(logging.NullHandler())
+logging.getLogger(TRACE_LOGGER).propagate = False
+
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that it is masked wherever it would be logged or printed."""
@@ -89,6 +94,10 @@ def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
         ))
         file._headwater = True  # type: ignore[attr-defined]
         root.addHandler(file)
+        trace = logging.getLogger(TRACE_LOGGER)
+        for handler in list(trace.handlers):
+            trace.removeHandler(handler)
+        trace.addHandler(file)
     for noisy in ("httpx", "httpcore", "botocore", "urllib3", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return path

@@ -16,8 +16,9 @@ def step(root: Path, console: Console) -> None:
     from headwater.store import QUARANTINE_TABLE, open_store
 
     project = load_project(root)
-    files = sorted(p.name for p in (root / "data").iterdir() if p.is_file())
-    console.print(f"sample files in {root / 'data'}: {', '.join(files)}")
+    files = sorted(f"{p.parent.name}/{p.name}" for folder in ("orders", "customers")
+                   for p in (root / folder).iterdir() if p.is_file())
+    console.print(f"sample files in {root}: {', '.join(files)}")
     for name in ("orders", "customers"):
         run = run_pipeline(project, name)
         console.print(f"[bold]{name}[/]")

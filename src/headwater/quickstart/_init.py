@@ -34,7 +34,7 @@ _PIPELINES = """\
   orders:
     source:
       kind: files
-      path: data/orders*           # every orders file, whatever its format
+      path: orders                 # a folder: every file in it, whatever its format
     table: orders
     mode: merge                    # upsert on the primary key: re-deliveries update rows
     primary_key: [order_id]
@@ -42,7 +42,7 @@ _PIPELINES = """\
   customers:
     source:
       kind: files
-      path: data/customers*
+      path: customers
     table: customers
     mode: merge
     primary_key: [customer_id]
@@ -52,7 +52,7 @@ _PIPELINES = """\
 
 def init_project(folder: str | Path, *, sample_data: bool = True, exist_ok: bool = False) -> Path:
     """Create a project in ``folder``: headwater.yaml and, with ``sample_data``, messy sample
-    files under ``data/`` with their contracts under ``contracts/``.
+    files under ``orders/`` and ``customers/`` with their contracts under ``contracts/``.
 
     Returns the project's resolved folder. An existing headwater.yaml is kept when
     ``exist_ok``; otherwise a non-empty folder is an error.
