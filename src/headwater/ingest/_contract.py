@@ -312,7 +312,8 @@ class Checker:
                               if c.startswith("__hw_flag:")})
         invalid = self._invalid(original, work, masks, rules, invalid_mask)
 
-        counts = masks.filter(keep).sum().row(0) if rules else ()
+        kept = masks if checked == original.height else masks.filter(keep)
+        counts = kept.sum().row(0) if rules else ()
         report = self.report
         report.rows += original.height
         report.valid += valid.height
@@ -327,7 +328,7 @@ class Checker:
                 if cols:
                     per_col_exprs.append(pl.any_horizontal(cols).sum().alias(name))
             if per_col_exprs:
-                per_column = masks.filter(keep).select(per_col_exprs).row(0, named=True)
+                per_column = kept.select(per_col_exprs).row(0, named=True)
         report.count_columns(per_column, checked)
         report.describe(valid)
         self._track(valid)
@@ -365,9 +366,17 @@ class Checker:
         return frame.rename(mapping) if mapping else frame
 
     def _type(self, frame: pl.DataFrame, extras: list[str]) -> tuple[pl.DataFrame, list[str]]:
+        """Clean and type every column.
+
+        Text typed as numbers, dates, ... takes the fast path: the first attempt reads the raw
+        text; only the values it could not read are cleaned (trim, null words) and tried with
+        every attempt. Columns with a value map are cleaned first, then typed.
+        """
         exprs: list[pl.Expr] = []
+        parsed: list[pl.Expr] = []
         text_typed: list[str] = []  # columns typed from text: they get a type(...) rule
-        fallbacks: dict[str, Parser] = {}
+        raw: list[str] = []         # typed from the raw text (PRE holds it)
+        cleaned_first: list[str] = []  # typed from cleaned text (PRE holds that)
         for name, col in self.contract.columns.items():
             parser = col.parser
             if name not in frame.columns:
@@ -384,36 +393,55 @@ class Checker:
                     text_typed.append(name)
                 continue
             text = pl.col(name) if source == pl.String else pl.col(name).cast(pl.String)
-            cleaned = clean_text(text, col.cleanse)
-            if col.spec.map:
-                old = list(col.spec.map)
-                new = [None if v is None else _text(v) for v in col.spec.map.values()]
-                cleaned = cleaned.replace(old, new)
-            if col.spec.type == "string":
-                exprs.append(cleaned.alias(name))
-                continue
-            exprs.append(cleaned.alias(PRE + name))
-            exprs.append(parser.attempts[0](cleaned).cast(parser.dtype, strict=False).alias(name))
+            if col.spec.type == "string" or col.spec.map:
+                cleaned = self._clean(text, col)
+                if col.spec.type == "string":
+                    exprs.append(cleaned.alias(name))
+                    continue
+                exprs.append(cleaned.alias(PRE + name))
+                cleaned_first.append(name)
+            else:
+                exprs.append(text.alias(PRE + name))
+                raw.append(name)
+            parsed.append(_typed(parser.attempts[0](pl.col(PRE + name)), col).alias(name))
             text_typed.append(name)
-            if len(parser.attempts) > 1:
-                fallbacks[name] = parser
         exprs += [pl.col(c) for c in extras]
         exprs.append(pl.col(POSITION))
-        work = frame.lazy().select(exprs).collect()
-        for name, parser in fallbacks.items():
-            todo = work.select(pl.col(name).is_null() & pl.col(PRE + name).is_not_null()
-                               ).to_series()
-            if not todo.any():
-                continue
-            index = todo.arg_true()
-            column = work.get_column(name).clone()
-            column.scatter(index, _fallback(work.get_column(PRE + name).gather(index), parser))
+        work = frame.lazy().select(exprs).with_columns(parsed).collect()
+        failed: list[pl.Series | pl.Expr] = [
+            (pl.col(PRE + n).is_not_null() & pl.col(n).is_null()).alias(TYPE_FAILED + n)
+            for n in text_typed if n not in raw]
+        for name in cleaned_first + raw:
+            col = self.contract.columns[name]
+            value, text = work.get_column(name), work.get_column(PRE + name)
+            if value.null_count() == text.null_count():
+                if name in raw:
+                    failed.append(pl.lit(False).alias(TYPE_FAILED + name))
+                continue  # every value was read (null counts are known without a scan)
+            index = (value.is_null() & text.is_not_null()).arg_true()
+            pending = text.gather(index)
+            if name in raw:
+                pending = pending.to_frame("v").select(self._clean(pl.col("v"), col)).to_series()
+                values = _fallback(pending, col, first=0)
+                mask = pl.Series(TYPE_FAILED + name, [False] * work.height, dtype=pl.Boolean)
+                mask.scatter(index, pending.is_not_null() & values.is_null())
+                failed.append(mask)
+            else:
+                values = _fallback(pending, col, first=1)
+            column = value.clone()
+            column.scatter(index, values)
             work = work.with_columns(column.alias(name))
-        if text_typed:
-            work = work.with_columns([
-                (pl.col(PRE + n).is_not_null() & pl.col(n).is_null()).alias(TYPE_FAILED + n)
-                for n in text_typed])
+        if failed:
+            work = work.with_columns(failed)
         return work, text_typed
+
+    def _clean(self, text: pl.Expr, col: _Column) -> pl.Expr:
+        cleaned = clean_text(text, col.cleanse)
+        if col.spec.map:
+            old = list(col.spec.map)
+            new = [None if v is None else _text(v) for v in col.spec.map.values()]
+            cleaned = cleaned.replace(old, new)
+        return cleaned
 
     def _post(self, work: pl.DataFrame) -> pl.DataFrame:
         """Unit conversion, outliers (clip or flag), fills."""
@@ -665,20 +693,28 @@ def _check_formats(parser: Parser, where: str) -> None:
                                 "(give hours and minutes together)") from None
 
 
-def _fallback(pending: pl.Series, parser: Parser) -> pl.Series:
-    """Type the values the first attempt could not read, one attempt after another, each on
+def _typed(e: pl.Expr, col: _Column) -> pl.Expr:
+    out = e.cast(col.parser.dtype, strict=False)
+    if col.parser.dtype == pl.Float64 and col.cleanse.default_nulls:
+        out = out.fill_nan(None)  # 'NaN' is a missing value, like 'N/A'
+    return out
+
+
+def _fallback(pending: pl.Series, col: _Column, first: int) -> pl.Series:
+    """Type the values the fast attempt could not read, one attempt after another, each on
     what is still unread."""
+    parser = col.parser
     result = pl.Series("v", [None] * len(pending), dtype=parser.dtype)
-    todo = np.arange(len(pending))
-    for attempt in parser.attempts[1:]:
+    todo = np.flatnonzero(pending.is_not_null().to_numpy())
+    for attempt in parser.attempts[first:]:
+        if not len(todo):
+            break
         frame = pending.gather(todo).to_frame("v")
-        out = frame.select(attempt(pl.col("v")).cast(parser.dtype, strict=False)).to_series()
+        out = frame.select(_typed(attempt(pl.col("v")), col)).to_series()
         got = out.is_not_null().to_numpy()
         if got.any():
             result.scatter(todo[got], out.filter(pl.Series(got)))
             todo = todo[~got]
-            if not len(todo):
-                break
     return result
 
 

@@ -88,13 +88,17 @@ def hll_estimate(registers: np.ndarray) -> int:
     return round(estimate)
 
 
-def hll_codes(name: str) -> pl.Expr:
-    """A Polars expression: the distinct (register, rank) codes of a column's non-null values."""
-    h = pl.col(name).drop_nulls().hash(_SEED)
-    index = h // (1 << (64 - HLL_BITS))
-    rest = h % (1 << (64 - HLL_BITS))
-    rank = (rest.bitwise_leading_zeros().cast(pl.UInt64) - HLL_BITS + 1).clip(1, 64 - HLL_BITS + 1)
-    return (index * 64 + rank).unique().implode().alias(name)
+def hll_add(registers: np.ndarray, values: pl.Series) -> None:
+    """Fold a column's non-null values into HyperLogLog ``registers`` (in place)."""
+    values = values.drop_nulls()
+    if values.is_empty():
+        return
+    h = values.hash(_SEED).to_numpy()
+    index = (h >> np.uint64(64 - HLL_BITS)).astype(np.intp)
+    rest = (h & np.uint64((1 << (64 - HLL_BITS)) - 1)) | np.uint64(1)
+    # rank = leading zeros of the remaining bits + 1, read off the float exponent
+    rank = (64 - HLL_BITS + 1 - np.frexp(rest.astype(np.float64))[1]).astype(np.uint8)
+    np.maximum.at(registers, index, rank)
 
 
 def _plain(value: Any) -> Any:
@@ -159,7 +163,6 @@ class QualityReport:
         exprs += [pl.col(n).min().alias(f"lo:{n}") for n in ranged]
         exprs += [pl.col(n).max().alias(f"hi:{n}") for n in ranged]
         stats = valid.select(exprs).row(0, named=True)
-        codes = valid.select([hll_codes(n) for n in names]).row(0, named=True)
         for n in names:
             col = self.columns[n]
             col.loaded += valid.height
@@ -170,10 +173,7 @@ class QualityReport:
                     col.min = lo
                 if hi is not None and (col.max is None or hi > col.max):
                     col.max = hi
-            found = np.asarray(codes[n] or [], dtype=np.uint64)
-            if len(found):
-                np.maximum.at(col.registers, (found // 64).astype(np.int64),
-                              (found % 64).astype(np.uint8))
+            hll_add(col.registers, valid.get_column(n))
 
     def count_rejects(self, rejected: int, rule: str = "parse") -> None:
         """Count rows a source could not parse (they go to the quarantine, rule ``parse``)."""

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from headwater.core import POSITION
 from headwater.ingest._contract import Contract
-from headwater.ingest._quality import QualityReport, hll_codes, hll_estimate
+from headwater.ingest._quality import QualityReport, hll_add, hll_estimate
 
 SPEC = {"primary_key": ["id"],
         "columns": {"id": {"type": "integer"}, "amount": {"type": "float", "min": 0},
@@ -95,10 +95,7 @@ def test_rejects_are_counted():
 
 def _registers(values: list) -> np.ndarray:
     registers = np.zeros(1 << 12, np.uint8)
-    codes = pl.DataFrame({"v": values}).select(hll_codes("v")).item()
-    codes = np.asarray(codes.to_list() if hasattr(codes, "to_list") else codes, dtype=np.uint64)
-    if len(codes):
-        np.maximum.at(registers, (codes // 64).astype(np.int64), (codes % 64).astype(np.uint8))
+    hll_add(registers, pl.Series(values, dtype=pl.Int64))
     return registers
 
 
