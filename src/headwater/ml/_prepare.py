@@ -186,7 +186,9 @@ def infer_kind(col: pd.Series) -> tuple[ColumnKind, str]:
             return "id", "a unique value per row"
         return "numeric", f"numbers stored as text{blank_note}{extra}"
     low = set(values.str.lower())
-    if distinct == 2 and low <= (_TRUE | _FALSE):
+    if low <= (_TRUE | _FALSE):
+        if len({v in _TRUE for v in low}) == 1:
+            return "constant", f"one value ({values.iloc[0]!r}, in {distinct} spellings)"
         return "boolean", f"{'/'.join(sorted(values))} read as 1/0{blank_note}"
     if distinct >= ID_SHARE * n or (distinct >= ID_SHARE * n_values and _ID_NAME.search(name)):
         return "id", f"{distinct} distinct values in {n} rows (an identifier or free text)"
@@ -263,14 +265,23 @@ def audit_columns(X: pd.DataFrame, y: pd.Series | None = None, *,
         decision = ColumnDecision(column=str(name), kind=kind, note=note,
                                   action="dropped" if kind in DROPPED_KINDS else
                                   ("converted" if note and kind != "categorical" else "kept"))
-        if y is not None and kind not in DROPPED_KINDS:
-            score = single_column_score(_CONVERT[kind](X[name]), y, task)
+        if y is not None and kind not in {"id", "empty"}:
+            measure = "ROC-AUC" if task == "classification" else "|correlation|"
+            converted = _CONVERT.get(kind, _category)(X[name])
+            score = None if kind == "constant" else single_column_score(converted, y, task)
             decision.score = None if score is None else round(score, 4)
+            filled = None
+            if converted.isna().any():
+                filled = single_column_score(converted.notna().astype("float64"), y, task)
             if score is not None and score >= leak_score:
                 decision.kind, decision.action = "leaky", "dropped"
-                measure = "ROC-AUC" if task == "classification" else "|correlation|"
                 decision.note = (f"predicts the target alone ({measure} {score:.3f}); probably "
                                  "known only after the outcome")
+            elif filled is not None and filled >= leak_score:
+                decision.kind, decision.action = "leaky", "dropped"
+                decision.score = round(filled, 4)
+                decision.note = (f"whether it is filled in predicts the target ({measure} "
+                                 f"{filled:.3f}); probably recorded only after the outcome")
         report.decisions.append(decision)
     return report
 

@@ -184,7 +184,7 @@ class Tracker:
             versions = sorted(model.latest_versions or [], key=lambda v: int(v.version))
             out.append({"name": model.name,
                         "latest": int(versions[-1].version) if versions else None,
-                        "aliases": dict(model.aliases or {}),
+                        "aliases": {a: int(v) for a, v in (model.aliases or {}).items()},
                         "updated": model.last_updated_timestamp})
         return out
 

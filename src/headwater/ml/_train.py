@@ -202,12 +202,18 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
         holdout_index=X_hold.index, holdout_scores=scores, holdout_y=y_hold)
     if on_progress:
         on_progress("evaluated", total, total)
-    figures = _figures(result, holdout_scores)
-    if report_path is not None:
-        result.report_path = write_report(result, figures, report_path)
-    if tracker is not None:
-        _track(result, tracker, tuned, figures, X_train, registered_name or name, alias,
-               register=spec.register_best, spec=spec)
+    figures = _figures(result, holdout_scores) if (report_path or tracker) else {}
+    try:
+        if report_path is not None:
+            result.report_path = write_report(result, figures, report_path)
+        if tracker is not None:
+            _track(result, tracker, tuned, figures, X_train, registered_name or name, alias,
+                   register=spec.register_best, spec=spec)
+    finally:
+        import matplotlib.pyplot as plt
+
+        for fig in figures.values():
+            plt.close(fig)
     result.seconds = time.perf_counter() - started
     log.info("trained", task=name, best=best, roc_auc=round(metrics["roc_auc"], 4),
              threshold=round(threshold.value, 4), seconds=round(result.seconds, 1))
@@ -300,6 +306,10 @@ def write_report(result: TrainResult, figures: dict[str, Any], path: Path) -> Pa
     report.add_heading("Threshold")
     report.add_table([result.threshold.to_dict()])
     report.add_figure(figures["threshold.png"], caption="chosen on out-of-fold scores")
+    report.add_heading("Calibration (holdout)")
+    report.add_text("Mean predicted probability against the observed churn rate per score "
+                    "decile; class weights make a model over-predict.", css="muted")
+    report.add_table(result.calibration)
     report.add_heading("Lift and gains (holdout)")
     report.add_table(result.gains)
     report.add_figure(figures["gains.png"], caption="cumulative gains")

@@ -97,6 +97,38 @@ def cross_validate(algorithm: Algorithm, params: dict[str, Any], X: pd.DataFrame
     return scores, oof
 
 
+def _open_study(optuna: Any, storage: str | None, name: str, seed: int) -> Any:
+    """Create or join a study; workers starting together may race to create it, so retry."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(5):
+        try:
+            rdb = None
+            if storage:
+                rdb = optuna.storages.RDBStorage(storage_url(storage),
+                                                 engine_kwargs={"pool_pre_ping": True})
+            return optuna.create_study(
+                storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+        except (optuna.exceptions.DuplicatedStudyError, SQLAlchemyError) as exc:
+            if attempt == 4 or not storage:
+                from headwater.ml._tracking import _safe
+
+                raise ConfigError(f"cannot open Optuna study '{name}' in {_safe(storage or '')}: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                                  hint="check the storage URL and that the database is "
+                                  "reachable") from None
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def _has_complete(study: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def storage_url(url: str) -> str:
     """Normalise a database URL for SQLAlchemy (``postgresql://`` uses psycopg 3)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -139,6 +171,8 @@ def tune(algorithm: Algorithm, X: pd.DataFrame, y: np.ndarray, setting: Setting,
     splits = folds_for(y, setting.task, folds, setting.seed)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     name = study_name or f"{algorithm.name}-{setting.task}"
+    deadline = None if timeout is None else started + timeout
+
     def objective(trial: Any) -> float:
         params = algorithm.space(trial, setting)
         trial.set_user_attr("worker", worker)
@@ -152,18 +186,13 @@ def tune(algorithm: Algorithm, X: pd.DataFrame, y: np.ndarray, setting: Setting,
             trial.report(float(np.mean(scores)), step)
             if step < len(splits) - 1 and trial.should_prune():
                 raise optuna.TrialPruned()
+            if (deadline is not None and step < len(splits) - 1
+                    and time.perf_counter() > deadline and _has_complete(trial.study)):
+                raise optuna.TrialPruned()  # out of time: stop this trial, keep the best
         trial.set_user_attr("fold_scores", scores)
         return float(np.mean(scores))
 
-    rdb = None
-    if storage:
-        rdb = optuna.storages.RDBStorage(storage_url(storage),
-                                         engine_kwargs={"pool_pre_ping": True})
-    study = optuna.create_study(
-        storage=rdb, study_name=name, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=setting.seed if seed is None else seed,
-                                           n_startup_trials=8),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+    study = _open_study(optuna, storage, name, setting.seed if seed is None else seed)
     if not study.trials:
         study.enqueue_trial(algorithm.defaults(setting), skip_if_exists=True)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
