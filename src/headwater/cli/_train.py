@@ -25,16 +25,16 @@ def leaderboard(result: TrainResult) -> Table:
     """The leaderboard as a Rich table, best (by CV) first."""
     table = Table(title=f"{result.name}: {result.train_rows:,} rows tuned with CV, "
                   f"{result.holdout_rows:,} held out", header_style="bold cyan")
-    for col in ("algorithm", "CV roc_auc (mean ± std)", "holdout roc_auc", "holdout pr_auc",
-                "log loss", "brier", "trials", "tune s", "fit s"):
+    for col in ("algorithm", "CV AUC", "± std", "holdout AUC", "PR-AUC", "log loss", "Brier",
+                "trials", "tune s"):
         table.add_column(col, justify="left" if col == "algorithm" else "right")
     for i, r in enumerate(result.leaderboard):
         style = "bold green" if i == 0 else ""
-        table.add_row(Text(r["algorithm"], style=style), f"{r['cv_mean']:.4f} ± {r['cv_std']:.4f}",
-                      f"{r['holdout_roc_auc']:.4f}", f"{r['holdout_pr_auc']:.4f}",
-                      f"{r['holdout_log_loss']:.4f}", f"{r['holdout_brier']:.4f}",
-                      f"{r['trials']} ({r['pruned']} pruned)", f"{r['tune_s']:.1f}",
-                      f"{r['fit_s']:.2f}")
+        table.add_row(Text(r["algorithm"], style=style), f"{r['cv_mean']:.4f}",
+                      f"{r['cv_std']:.4f}", f"{r['holdout_roc_auc']:.4f}",
+                      f"{r['holdout_pr_auc']:.4f}", f"{r['holdout_log_loss']:.3f}",
+                      f"{r['holdout_brier']:.3f}", f"{r['trials']}/{r['pruned']}p",
+                      f"{r['tune_s']:.0f}")
     return table
 
 
