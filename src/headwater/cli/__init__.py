@@ -3,6 +3,7 @@
 from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _config,
     _contract,
+    _cv,
     _ingest,
     _predict,
     _project,

@@ -1,5 +1,6 @@
 """headwater.yaml: pydantic models, ``${ENV}`` interpolation, errors that name key and line."""
 
+from headwater.config._cv import CV_MODELS, CVSpec
 from headwater.config._ml import (
     ALGORITHMS,
     CostMatrix,
@@ -24,7 +25,9 @@ from headwater.config._yaml import load_yaml
 
 __all__ = [
     "ALGORITHMS",
+    "CV_MODELS",
     "PROJECT_FILE",
+    "CVSpec",
     "CostMatrix",
     "DeltaStore",
     "DuckDBStore",

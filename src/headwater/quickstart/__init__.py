@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from headwater.quickstart import _churn, _files
+from headwater.quickstart import _churn, _files, _housing
 from headwater.quickstart._init import init_project
 
 __all__ = ["STEPS", "init_project", "run_quickstart"]
@@ -22,6 +22,8 @@ Step = Callable[[Path, Console], None]
 #: The steps in the order they run: (name, what it shows, function).
 STEPS: list[tuple[str, str, Step]] = [
     ("files", "messy files in three formats, validated, cleansed, loaded exactly once", _files.step),
+    ("housing", "cross-validation of house-price models: honest, comparable errors",
+     _housing.step),
     ("churn", "churn models compared, tuned, evaluated on a holdout, registered, scoring",
      _churn.step),
 ]
