@@ -625,7 +625,9 @@ class Checker:
         except Exception:  # exotic types: encode their text
             raw = bad.select(pl.struct([pl.col(c).cast(pl.String) for c in raw_cols])
                              .struct.json_encode()).to_series()
-        sub = pl.concat([work.filter(invalid_mask), masks.filter(invalid_mask)], how="horizontal")
+        # rechunk: Polars 2.1 can panic formatting strings of a filtered multi-chunk column
+        sub = pl.concat([work.filter(invalid_mask), masks.filter(invalid_mask)],
+                        how="horizontal").rechunk()
         mask_names = masks.columns
         named = sub.select(
             pl.col(POSITION),

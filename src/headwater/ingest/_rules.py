@@ -36,8 +36,9 @@ class RuleDef:
 def show(e: pl.Expr, quoted: bool = False, width: int = 60) -> pl.Expr:
     """A value as text for a message ('null' for null, long text cut)."""
     text = e.cast(pl.String, strict=False)
-    text = pl.when(text.str.len_chars() > width).then(
-        text.str.slice(0, width - 1) + pl.lit("…")).otherwise(text)
+    # (no when/then here: Polars 2.1 can panic on string functions inside a ternary)
+    cut = text.str.head(width - 1)
+    text = pl.concat_str([cut, text.str.slice(width - 1, 1).str.replace(r"(?s).", "…")])
     if quoted:
         text = pl.lit("'") + text + pl.lit("'")
     return text.fill_null("null")

@@ -292,3 +292,44 @@ def test_report_counts_match_the_checks():
     assert report.rules["range(qty)"].failed == 0
     assert report.columns["amount"].failed == 1 and report.columns["id"].failed == 1
     assert report.top_reasons(1) == [("primary_key(id)", 1)]
+
+
+# ------------------------------------------------------------------------------ properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CELL = st.one_of(st.integers(-1000, 1000).map(str), st.sampled_from(["", "N/A", " 7 ", "x",
+                                                                      "1,000", "-", "3.0"]),
+                  st.text(max_size=4))
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 30).map(str), _CELL, _CELL), max_size=60),
+       cut=st.integers(0, 60), dedupe=st.booleans())
+def test_every_row_ends_in_exactly_one_place(rows, cut, dedupe):
+    spec = {"primary_key": ["id"], "columns": {"id": {"type": "integer"},
+                                               "n": {"type": "integer", "min": 0},
+                                               "s": {"max_length": 3}}}
+    if dedupe:
+        spec["dedupe"] = "exact"
+    checker = Contract.from_spec(spec).checker()
+    positions, valid_ids = [], []
+    for part, first in ((rows[:cut], 1), (rows[cut:], 1 + len(rows[:cut]))):
+        if not part:
+            continue
+        t = batch(first, id=[r[0] for r in part], n=[r[1] for r in part], s=[r[2] for r in part])
+        out = conserved(checker.check(t), t)
+        positions += out.valid.column(POSITION).to_pylist()
+        positions += out.invalid.column(POSITION).to_pylist()
+        valid_ids += out.valid.column("id").to_pylist()
+        for row in out.valid.to_pylist():  # a valid row is its input, typed
+            text = rows[row[POSITION] - 1]
+            assert row["id"] == int(text[0])
+            assert row["n"] is None or row["n"] == int(float(text[1].replace(",", "")))
+        for raw in out.invalid.column("raw").to_pylist():
+            assert set(json.loads(raw)) == {"id", "n", "s"}
+    assert len(valid_ids) == len(set(valid_ids))  # the primary key holds across batches
+    report = checker.report
+    assert report.rows == len(rows) == report.valid + report.invalid + report.dropped
+    assert len(positions) == len(set(positions)) == len(rows) - report.dropped
