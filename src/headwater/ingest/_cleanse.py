@@ -148,7 +148,12 @@ def _aware(fmt: str) -> bool:
 
 @dataclass
 class Parser:
-    """How one column is typed: attempts on cleaned text, and a conversion of typed input."""
+    """How one column is typed: attempts on cleaned text, and a conversion of typed input.
+
+    Attempts are tried in order. A checker may try a later attempt first when most values of
+    a batch needed it, if the attempt is *promotable*: it reads no value that an earlier
+    attempt would read differently (see :func:`promotable`).
+    """
 
     dtype: pl.DataType
     attempts: list[Attempt] = field(default_factory=list)
@@ -158,6 +163,11 @@ class Parser:
     def from_typed(self, e: pl.Expr, source: pl.DataType) -> pl.Expr | None:
         """An expression converting a typed (non-text) input, or None to go through text."""
         return _from_typed(self, e, source)
+
+
+def promotable(attempt: Attempt) -> bool:
+    """True if ``attempt`` may be tried before the attempts listed ahead of it."""
+    return getattr(attempt, "promotable", True)
 
 
 def parser_for(column: ColumnSpec, cleanse: CleanseSpec) -> Parser:
@@ -202,8 +212,12 @@ def _number_attempts(cleanse: CleanseSpec, convert: Callable[[pl.Expr], pl.Expr]
         attempts.append(lambda e: pl.when(e.str.contains(_GROUPED_POINT)).then(
             convert(e.str.replace_all(",", "", literal=True))))
     if comma_ok and (cleanse.numbers or cleanse.decimal == "comma"):
-        attempts.append(lambda e: pl.when(e.str.contains(_GROUPED_COMMA)).then(
-            convert(e.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))))
+        def grouped_comma(e: pl.Expr) -> pl.Expr:
+            return pl.when(e.str.contains(_GROUPED_COMMA)).then(convert(
+                e.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)))
+        if point_ok:  # '1,234' is read by the point attempt first; keep that order
+            grouped_comma.promotable = False  # type: ignore[attr-defined]
+        attempts.append(grouped_comma)
     if cleanse.numbers or cleanse.decimal == "comma":
         def messy(e: pl.Expr) -> pl.Expr:
             text, negative, is_percent = number_text(e, cleanse.decimal)

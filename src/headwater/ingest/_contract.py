@@ -32,7 +32,7 @@ from headwater.config._contract import (
     parse_contract,
 )
 from headwater.core import POSITION, ContractError
-from headwater.ingest._cleanse import Parser, clean_text, parser_for, unit_factor
+from headwater.ingest._cleanse import Parser, clean_text, parser_for, promotable, unit_factor
 from headwater.ingest._expr import ExprError, compile_rule, kind_of
 from headwater.ingest._keys import KeySet, LatestMap
 from headwater.ingest._quality import Finding, QualityReport
@@ -268,6 +268,7 @@ class Checker:
         self._latest = LatestMap()
         self._last_seen: dict[str, Any] = {}
         self._bounds: dict[str, tuple[float, float]] = {}
+        self._first: dict[str, int] = {}  # column -> the attempt tried first (see _promote)
         self._newest: Any = None
         self._positions = 0
 
@@ -403,7 +404,8 @@ class Checker:
             else:
                 exprs.append(text.alias(PRE + name))
                 raw.append(name)
-            parsed.append(_typed(parser.attempts[0](pl.col(PRE + name)), col).alias(name))
+            first = parser.attempts[self._first.get(name, 0)]
+            parsed.append(_typed(first(pl.col(PRE + name)), col).alias(name))
             text_typed.append(name)
         exprs += [pl.col(c) for c in extras]
         exprs.append(pl.col(POSITION))
@@ -420,20 +422,31 @@ class Checker:
                 continue  # every value was read (null counts are known without a scan)
             index = (value.is_null() & text.is_not_null()).arg_true()
             pending = text.gather(index)
-            if name in raw:
+            tried = self._first.get(name, 0)
+            if name in raw:  # clean what the fast attempt could not read, then try them all
                 pending = pending.to_frame("v").select(self._clean(pl.col("v"), col)).to_series()
-                values = _fallback(pending, col, first=0)
+                values, hits = _fallback(pending, col, skip=None)
                 mask = pl.Series(TYPE_FAILED + name, [False] * work.height, dtype=pl.Boolean)
                 mask.scatter(index, pending.is_not_null() & values.is_null())
                 failed.append(mask)
             else:
-                values = _fallback(pending, col, first=1)
+                values, hits = _fallback(pending, col, skip=tried)
+            self._promote(name, hits, work.height)
             column = value.clone()
             column.scatter(index, values)
             work = work.with_columns(column.alias(name))
         if failed:
             work = work.with_columns(failed)
         return work, text_typed
+
+    def _promote(self, name: str, hits: dict[int, int], rows: int) -> None:
+        """Try first, from the next batch on, an attempt that read most of this batch."""
+        if not hits:
+            return
+        best, count = max(hits.items(), key=lambda kv: kv[1])
+        attempt = self.contract.columns[name].parser.attempts[best]
+        if count * 2 > rows and promotable(attempt):
+            self._first[name] = best
 
     def _clean(self, text: pl.Expr, col: _Column) -> pl.Expr:
         cleaned = clean_text(text, col.cleanse)
@@ -702,22 +715,27 @@ def _typed(e: pl.Expr, col: _Column) -> pl.Expr:
     return out
 
 
-def _fallback(pending: pl.Series, col: _Column, first: int) -> pl.Series:
-    """Type the values the fast attempt could not read, one attempt after another, each on
-    what is still unread."""
+def _fallback(pending: pl.Series, col: _Column, skip: int | None,
+              ) -> tuple[pl.Series, dict[int, int]]:
+    """Type the values the fast attempt could not read: attempts in order (but ``skip``), each
+    on what is still unread. Returns the values and how many each attempt read."""
     parser = col.parser
     result = pl.Series("v", [None] * len(pending), dtype=parser.dtype)
+    hits: dict[int, int] = {}
     todo = np.flatnonzero(pending.is_not_null().to_numpy())
-    for attempt in parser.attempts[first:]:
+    for i, attempt in enumerate(parser.attempts):
         if not len(todo):
             break
+        if i == skip:
+            continue
         frame = pending.gather(todo).to_frame("v")
         out = frame.select(_typed(attempt(pl.col("v")), col)).to_series()
         got = out.is_not_null().to_numpy()
         if got.any():
             result.scatter(todo[got], out.filter(pl.Series(got)))
             todo = todo[~got]
-    return result
+            hits[i] = int(got.sum())
+    return result, hits
 
 
 def _key_hash(columns: list[str]) -> pl.Expr:

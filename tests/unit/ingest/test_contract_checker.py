@@ -333,3 +333,17 @@ def test_every_row_ends_in_exactly_one_place(rows, cut, dedupe):
     report = checker.report
     assert report.rows == len(rows) == report.valid + report.invalid + report.dropped
     assert len(positions) == len(set(positions)) == len(rows) - report.dropped
+
+
+def test_promoting_an_attempt_never_changes_a_value():
+    # most values need the thousands-separator attempt, so later batches try it first;
+    # the comma-decimal attempt is never promoted ('1,234' stays one thousand ...)
+    spec = {"columns": {"x": {"type": "float"}}}
+    batches = [["1,234.50"] * 8 + ["12,5", "7"], ["12,5"] * 9 + ["1,234"], ["1,234", "3", "x"]]
+    shared = Contract.from_spec(spec).checker()
+    for i, values in enumerate(batches):
+        t = batch(1, x=values)
+        fresh = Contract.from_spec(spec).checker().check(t)
+        again = shared.check(t)
+        assert again.valid.to_pylist() == fresh.valid.to_pylist(), i
+    assert again.valid.column("x").to_pylist() == [1234.0, 3.0]
