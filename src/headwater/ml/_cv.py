@@ -48,6 +48,8 @@ Progress = Callable[[int, int, str], None]
 CV_FORMAT = 1
 #: Shares of a training fold the learning curve fits on (1.0 comes from the CV itself).
 LEARNING_SHARES = (0.1, 0.3, 0.6)
+#: Folds (of the first repetition) the learning curve uses.
+LEARNING_FOLDS = 2
 #: Skewness above which ``log_target: auto`` fits on log(target).
 LOG_SKEW = 0.75
 # expected relative cost of a fit, to start the slow ones first
@@ -336,7 +338,8 @@ def cross_validate(frame: pd.DataFrame, target: str, spec: CVSpec | None = None,
     for name in models:
         get_regressor(name)
     ratio = holdout_ratio(folds)
-    curve_folds = [f for f in folds if f.repeat == 0][:3] if spec.learning_curve else []
+    curve_folds = ([f for f in folds if f.repeat == 0][:LEARNING_FOLDS] if spec.learning_curve
+                   else [])
     total = len(models) * len(folds) + len(curve_folds) * len(LEARNING_SHARES)
     log.info("cv_started", source=source, rows=len(X), models=models, folds=len(folds),
              splitter=spec.splitter, log_target=log_target)

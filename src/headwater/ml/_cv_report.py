@@ -111,7 +111,8 @@ def _fold_bars(result: CVResult) -> Any:
         ax.bar(x + i * width, scores[scores.model == model].rmse.to_numpy(), width, label=model)
     ax.set_xticks(x + 0.4 - width / 2, labels, rotation=90 if len(labels) > 10 else 0)
     ax.set_ylabel("RMSE")
-    ax.legend(fontsize=7, ncols=min(4, len(models)))
+    ax.legend(fontsize=7, ncols=min(4, len(models)), loc="upper center",
+              bbox_to_anchor=(0.5, -0.12 if len(labels) <= 10 else -0.25))
     return fig
 
 

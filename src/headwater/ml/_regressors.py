@@ -108,7 +108,8 @@ def _lasso(p: dict[str, Any], seed: int, threads: int) -> Any:
 
     if "alpha" in p:
         return Lasso(alpha=p["alpha"], max_iter=5000)
-    return LassoCV(alphas=30, cv=3, max_iter=3000, random_state=seed)
+    return LassoCV(alphas=20, cv=3, max_iter=2000, tol=1e-3, precompute=True,
+                   random_state=seed)
 
 
 def _elastic_net(p: dict[str, Any], seed: int, threads: int) -> Any:
@@ -116,8 +117,8 @@ def _elastic_net(p: dict[str, Any], seed: int, threads: int) -> Any:
 
     if "alpha" in p:
         return ElasticNet(alpha=p["alpha"], l1_ratio=p.get("l1_ratio", 0.5), max_iter=5000)
-    return ElasticNetCV(l1_ratio=[0.2, 0.5, 0.8], alphas=20, cv=3, max_iter=3000,
-                        random_state=seed)
+    return ElasticNetCV(l1_ratio=[0.2, 0.5, 0.8], alphas=15, cv=3, max_iter=2000, tol=1e-3,
+                        precompute=True, random_state=seed)
 
 
 def _knn(p: dict[str, Any], seed: int, threads: int) -> Any:
@@ -131,8 +132,8 @@ def _forest(p: dict[str, Any], seed: int, threads: int) -> Any:
     from sklearn.ensemble import RandomForestRegressor
 
     return RandomForestRegressor(
-        n_estimators=p.get("n_estimators", 100), max_features=p.get("max_features", 0.4),
-        min_samples_leaf=p.get("min_samples_leaf", 1), random_state=seed, n_jobs=threads)
+        n_estimators=p.get("n_estimators", 100), max_features=p.get("max_features", 0.33),
+        min_samples_leaf=p.get("min_samples_leaf", 2), random_state=seed, n_jobs=threads)
 
 
 def _lightgbm(p: dict[str, Any], seed: int, threads: int) -> Any:

@@ -126,3 +126,24 @@ def test_quickstart_step(tmp_path: Path) -> None:
     step(tmp_path, console)
     text = console.export_text()
     assert "lightgbm" in text and "best" in text and (tmp_path / "data" / "housing.csv").exists()
+
+
+def test_warehouse_table_and_query(project_dir: Path) -> None:
+    from headwater.ml.datasets import make_housing
+    from headwater.store import open_store
+
+    project = load_project(project_dir)
+    store = open_store(project)
+    try:
+        with store.transaction("homes", "test-load") as tx:
+            tx.write("homes", make_housing(240, seed=9))
+    finally:
+        store.close()
+    spec = CVSpec(models=["ridge"], folds=3, jobs=1, track=False, learning_curve=False)
+    table = run_cv(project, "housing", data="homes", target="median_house_value", spec=spec)
+    assert table.rows == 240 and table.source == "table homes"
+    query = run_cv(project, "housing", target="median_house_value", spec=spec,
+                   data="SELECT * FROM homes WHERE ocean_proximity <> 'ISLAND'")
+    assert query.source == "query" and query.rows <= 240
+    with pytest.raises(Exception, match="neither a file nor a table"):
+        run_cv(project, "housing", data="homez", target="median_house_value", spec=spec)
