@@ -308,7 +308,9 @@ class Checker:
         kept = extras if contract.spec.unknown_columns == "keep" else []
         flags = [c for c in work.columns if c.startswith("__hw_flag:")]
         out_cols = [*contract.columns, *kept, *flags, POSITION]
-        valid = work.filter(valid_mask).select(out_cols)
+        valid = work.select(out_cols)
+        if int(valid_mask.sum()) != work.height:
+            valid = valid.filter(valid_mask)
         valid = valid.rename({c: c.removeprefix("__hw_flag:") for c in valid.columns
                               if c.startswith("__hw_flag:")})
         invalid = self._invalid(original, work, masks, rules, invalid_mask)
