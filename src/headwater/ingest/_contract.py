@@ -293,7 +293,7 @@ class Checker:
         masks = work.select([r.fails.alias(f"f{i}") for i, r in enumerate(rules)]) if rules \
             else pl.DataFrame(schema={})
         failed = (masks.select(pl.any_horizontal(pl.all())).to_series() if rules
-                  else pl.Series("failed", [False] * work.height, dtype=pl.Boolean))
+                  else _falses("failed", work.height))
         dropped = self._dedupe_exact(work, extras)
         key_rules, key_masks, failed = self._check_keys(work, failed, dropped)
         if key_rules:
@@ -428,7 +428,7 @@ class Checker:
             if name in raw:  # clean what the fast attempt could not read, then try them all
                 pending = pending.to_frame("v").select(self._clean(pl.col("v"), col)).to_series()
                 values, hits = _fallback(pending, col, skip=None)
-                mask = pl.Series(TYPE_FAILED + name, [False] * work.height, dtype=pl.Boolean)
+                mask = _falses(TYPE_FAILED + name, work.height)
                 mask.scatter(index, pending.is_not_null() & values.is_null())
                 failed.append(mask)
             else:
@@ -559,7 +559,7 @@ class Checker:
 
     def _dedupe_exact(self, work: pl.DataFrame, extras: list[str]) -> pl.Series:
         if not self.contract.dedupe_exact:
-            return pl.Series("dropped", [False] * work.height, dtype=pl.Boolean)
+            return _falses("dropped", work.height)
         cols = [*self.contract.columns, *extras]
         hashes = work.select(pl.struct([pl.col(c).cast(pl.String) if c in extras else pl.col(c)
                                         for c in cols]).hash(_KEY_SEED)).to_series()
@@ -710,6 +710,10 @@ def _check_formats(parser: Parser, where: str) -> None:
                                 "(give hours and minutes together)") from None
 
 
+def _falses(name: str, n: int) -> pl.Series:
+    return pl.Series(name, np.zeros(n, dtype=bool))
+
+
 def _typed(e: pl.Expr, col: _Column) -> pl.Expr:
     out = e.cast(col.parser.dtype, strict=False)
     if col.parser.dtype == pl.Float64 and col.cleanse.default_nulls:
@@ -722,7 +726,7 @@ def _fallback(pending: pl.Series, col: _Column, skip: int | None,
     """Type the values the fast attempt could not read: attempts in order (but ``skip``), each
     on what is still unread. Returns the values and how many each attempt read."""
     parser = col.parser
-    result = pl.Series("v", [None] * len(pending), dtype=parser.dtype)
+    result = pl.repeat(None, len(pending), dtype=parser.dtype, eager=True).alias("v")
     hits: dict[int, int] = {}
     todo = np.flatnonzero(pending.is_not_null().to_numpy())
     for i, attempt in enumerate(parser.attempts):
