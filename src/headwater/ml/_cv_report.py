@@ -25,10 +25,10 @@ def leaderboard_rows(result: CVResult) -> list[dict[str, Any]]:
     for r in result.summary:
         row: dict[str, Any] = {"rank": r["rank"], "model": r["model"]}
         for m in METRICS:
-            scale = 100 if m == "mape" else 1
-            unit = "%" if m == "mape" else ""
-            row[METRIC_TITLES[m]] = (f"{_fmt(r[m] * scale)}{unit} ± {_fmt(r[m + '_std'] * scale)}"
-                                     f"{unit}")
+            if m == "mape":
+                row[METRIC_TITLES[m]] = f"{r[m]:.1%} ± {r[m + '_std']:.1%}"
+            else:
+                row[METRIC_TITLES[m]] = f"{_fmt(r[m])} ± {_fmt(r[m + '_std'])}"
         row[f"RMSE {level} CI"] = f"{_fmt(r['rmse_low'])} – {_fmt(r['rmse_high'])}"
         row["vs best"] = (r["vs_best"] if r["vs_best"] == "best"
                           else f"{r['vs_best']} (p={r['p_value']:.2g})")
