@@ -21,7 +21,8 @@ Step = Callable[[Path, Console], None]
 
 #: The steps in the order they run: (name, what it shows, function).
 STEPS: list[tuple[str, str, Step]] = [
-    ("files", "messy files in three formats, validated, cleansed, loaded exactly once", _files.step),
+    ("files", "messy files in three formats, validated, cleansed, loaded exactly once",
+     _files.step),
     ("housing", "cross-validation of house-price models: honest, comparable errors",
      _housing.step),
     ("churn", "churn models compared, tuned, evaluated on a holdout, registered, scoring",
