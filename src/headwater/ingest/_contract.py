@@ -55,6 +55,8 @@ INVALID_SCHEMA = pa.schema([
 ])
 
 _KEY_SEED = 0x4B3
+#: Up to this many unread values, the other attempts run in one query rather than in turn.
+_FEW = 20_000
 
 
 @dataclass
@@ -427,12 +429,12 @@ class Checker:
             tried = self._first.get(name, 0)
             if name in raw:  # clean what the fast attempt could not read, then try them all
                 pending = pending.to_frame("v").select(self._clean(pl.col("v"), col)).to_series()
-                values, hits = _fallback(pending, col, skip=None)
+                values, hits = _fallback(pending, col, skip=None, rows=work.height)
                 mask = _falses(TYPE_FAILED + name, work.height)
                 mask.scatter(index, pending.is_not_null() & values.is_null())
                 failed.append(mask)
             else:
-                values, hits = _fallback(pending, col, skip=tried)
+                values, hits = _fallback(pending, col, skip=tried, rows=work.height)
             self._promote(name, hits, work.height)
             column = value.clone()
             column.scatter(index, values)
@@ -721,7 +723,7 @@ def _typed(e: pl.Expr, col: _Column) -> pl.Expr:
     return out
 
 
-def _fallback(pending: pl.Series, col: _Column, skip: int | None,
+def _fallback(pending: pl.Series, col: _Column, skip: int | None, rows: int,
               ) -> tuple[pl.Series, dict[int, int]]:
     """Type the values the fast attempt could not read: attempts in order (but ``skip``), each
     on what is still unread. Returns the values and how many each attempt read."""
@@ -729,6 +731,13 @@ def _fallback(pending: pl.Series, col: _Column, skip: int | None,
     result = pl.repeat(None, len(pending), dtype=parser.dtype, eager=True).alias("v")
     hits: dict[int, int] = {}
     todo = np.flatnonzero(pending.is_not_null().to_numpy())
+    if len(todo) <= min(_FEW, rows // 2):  # a few: every attempt at once, in one query
+        frame = pending.gather(todo).to_frame("v")
+        tries = [_typed(a(pl.col("v")), col) for i, a in enumerate(parser.attempts) if i != skip]
+        if tries:
+            out = frame.select(pl.coalesce(tries)).to_series()
+            result.scatter(todo, out)
+        return result, hits
     for i, attempt in enumerate(parser.attempts):
         if not len(todo):
             break
