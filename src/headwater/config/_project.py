@@ -154,8 +154,9 @@ def load_project(path: str | Path | None = None) -> Project:
 
 
 def _explain(exc: ValidationError, lines: dict, origin: str) -> str:
-    out = [f"{origin} has {exc.error_count()} problem(s):"]
-    for err in exc.errors(include_url=False):
+    errors = _without_union_noise(exc.errors(include_url=False))
+    out = [f"{origin} has {len(errors)} problem(s):"]
+    for err in errors:
         loc = _real_loc(err["loc"], lines)
         line = line_of(lines, loc)
         where = f"line {line}, " if line else ""
@@ -165,6 +166,20 @@ def _explain(exc: ValidationError, lines: dict, origin: str) -> str:
             shown = ""
         out.append(f"  {where}{dotted(loc)}: {err['msg']}{shown}")
     return redact("\n".join(out))
+
+
+def _without_union_noise(errors: list) -> list:
+    """For a field that is 'a file name or an inline mapping', drop the 'not a string' error
+    when the mapping itself has problems to report."""
+    tags = {"str", "int", "float", "bool", "dict[str,any]", "list[str]"}
+
+    def is_tag_error(err: dict) -> bool:
+        return bool(err["loc"]) and str(err["loc"][-1]) in tags
+
+    real = [tuple(e["loc"]) for e in errors if not is_tag_error(e)]
+    return [e for e in errors
+            if not (is_tag_error(e) and any(r[:len(e["loc"]) - 1] == tuple(e["loc"][:-1])
+                                            for r in real))]
 
 
 def _real_loc(loc: tuple, lines: dict) -> tuple:
