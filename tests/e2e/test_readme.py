@@ -29,8 +29,15 @@ def test_readme_has_examples() -> None:
 
 def test_readme_examples_run_in_order(tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + "\n".join(readme_blocks())
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "COLUMNS": "160", "NO_COLOR": "1"}
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, f"README example failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "COLUMNS": "160",
+        "NO_COLOR": "1",
+    }
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, (
+        f"README example failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )

@@ -32,10 +32,18 @@ _state: dict[str, object] = {"project_path": None, "verbose": False, "project": 
 
 @app.callback()
 def _main(
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-p", help="headwater.yaml or its folder (default: current folder)",
-        envvar="HEADWATER_PROJECT")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log to the terminal too")] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="headwater.yaml or its folder (default: current folder)",
+            envvar="HEADWATER_PROJECT",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log to the terminal too")
+    ] = False,
 ) -> None:
     """From where your data lives to a model that answers in production."""
     _state["project_path"] = project
@@ -85,24 +93,26 @@ def main() -> None:
     try:
         app()
     except HeadwaterError as exc:
-        logging.getLogger(TRACE_LOGGER).error("command_failed: %s", redact(str(exc)),
-                                              exc_info=True)
-        err_console.print(Text.assemble(("error: ", "bold red"), redact(exc.message)),
-                          soft_wrap=True)
+        logging.getLogger(TRACE_LOGGER).error("command_failed: %s", redact(str(exc)), exc_info=True)
+        err_console.print(
+            Text.assemble(("error: ", "bold red"), redact(exc.message)), soft_wrap=True
+        )
         if exc.hint:
-            err_console.print(Text.assemble(("hint: ", "yellow"), redact(exc.hint)),
-                              soft_wrap=True)
+            err_console.print(Text.assemble(("hint: ", "yellow"), redact(exc.hint)), soft_wrap=True)
         sys.exit(1)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:
-        logging.getLogger(TRACE_LOGGER).error("internal_error: %s", redact(str(exc)),
-                                              exc_info=True)
-        err_console.print(Text.assemble(("internal error: ", "bold red"),
-                                        redact(f"{type(exc).__name__}: {exc}")), soft_wrap=True)
-        err_console.print("this is a bug in headwater, not in your data or settings; the full "
-                          "trace is in .headwater/logs/headwater.jsonl — please report it",
-                          highlight=False)
+        logging.getLogger(TRACE_LOGGER).error("internal_error: %s", redact(str(exc)), exc_info=True)
+        err_console.print(
+            Text.assemble(("internal error: ", "bold red"), redact(f"{type(exc).__name__}: {exc}")),
+            soft_wrap=True,
+        )
+        err_console.print(
+            "this is a bug in headwater, not in your data or settings; the full "
+            "trace is in .headwater/logs/headwater.jsonl — please report it",
+            highlight=False,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/]")

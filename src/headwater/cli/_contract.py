@@ -9,18 +9,20 @@ import typer
 
 from headwater.cli._app import app, console, project
 
-contract_app = typer.Typer(help="Infer a contract from a sample file.\n\n"
-                           "Example: headwater contract infer data/orders.csv -o contracts/orders.yaml",
-                           no_args_is_help=True)
+contract_app = typer.Typer(
+    help="Infer a contract from a sample file.\n\n"
+    "Example: headwater contract infer data/orders.csv -o contracts/orders.yaml",
+    no_args_is_help=True,
+)
 app.add_typer(contract_app, name="contract")
 
 
 @contract_app.command("infer")
 def infer(
     path: Annotated[Path, typer.Argument(help="a sample file (any supported format)")],
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="write the YAML here (default: print it)")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the YAML here (default: print it)")
+    ] = None,
     rows: Annotated[int, typer.Option(help="rows to sample")] = 100_000,
     force: Annotated[bool, typer.Option(help="overwrite an existing output file")] = False,
 ) -> None:
@@ -37,9 +39,12 @@ def infer(
         return
     target = proj.path(output)
     if target.exists() and not force:
-        raise typer.BadParameter(f"{output} exists; pass --force to overwrite it",
-                                 param_hint="--output")
+        raise typer.BadParameter(
+            f"{output} exists; pass --force to overwrite it", param_hint="--output"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    console.print(f"[green]wrote[/] {output}: edit it, then `headwater ingest file {path} "
-                  f"--table NAME --contract {output}`")
+    console.print(
+        f"[green]wrote[/] {output}: edit it, then `headwater ingest file {path} "
+        f"--table NAME --contract {output}`"
+    )

@@ -16,18 +16,26 @@ from headwater.cli._render import quality_report, run_summary
 from headwater.ingest._pipeline import ProgressFn
 from headwater.monitor import Run, write_metrics
 
-ingest_app = typer.Typer(help="Load data: files now, or pipelines from headwater.yaml.\n\n"
-                         "Example: headwater ingest file data/*.csv --table orders",
-                         no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Load data: files now, or pipelines from headwater.yaml.\n\n"
+    "Example: headwater ingest file data/*.csv --table orders",
+    no_args_is_help=True,
+)
 app.add_typer(ingest_app, name="ingest")
 
 
 @contextmanager
 def progress_bar(title: str) -> Iterator[ProgressFn]:
     """A Rich progress display fed by the pipeline's progress callback."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.fields[rows]:>12,} rows"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def update(source: str, rows: int, nbytes: int) -> None:
@@ -56,10 +64,12 @@ def ingest_file(
     table: Annotated[str, typer.Option("--table", "-t", help="destination table")],
     contract: Annotated[Path | None, typer.Option(help="contract YAML (default: inferred)")] = None,
     mode: Annotated[str, typer.Option(help="append | replace | merge")] = "append",
-    key: Annotated[list[str] | None, typer.Option("--key", "-k",
-                                                  help="primary key column (merge); repeat")] = None,
-    format: Annotated[str, typer.Option(help="auto, csv, tsv, json, jsonl, parquet, xlsx, xml")]
-    = "auto",
+    key: Annotated[
+        list[str] | None, typer.Option("--key", "-k", help="primary key column (merge); repeat")
+    ] = None,
+    format: Annotated[
+        str, typer.Option(help="auto, csv, tsv, json, jsonl, parquet, xlsx, xml")
+    ] = "auto",
     store: Annotated[str, typer.Option(help="store name from headwater.yaml")] = "warehouse",
     quality: Annotated[bool, typer.Option(help="print the data-quality report")] = True,
 ) -> None:
@@ -80,10 +90,17 @@ def ingest_file(
     target = open_store(proj, store)
     try:
         with progress_bar("loading") as progress:
-            run = ingest_files([str(p) for p in paths], target, table=table,
-                               contract=proj.path(contract) if contract else None,
-                               mode=mode, primary_key=key or None,  # type: ignore[arg-type]
-                               runs=run_store(proj), progress=progress, format=format)
+            run = ingest_files(
+                [str(p) for p in paths],
+                target,
+                table=table,
+                contract=proj.path(contract) if contract else None,
+                mode=mode,
+                primary_key=key or None,  # type: ignore[arg-type]
+                runs=run_store(proj),
+                progress=progress,
+                format=format,
+            )
     finally:
         target.close()
     _finish(run, show_quality=quality)
@@ -103,8 +120,9 @@ def ingest_run(
     proj = project()
     chosen = list(proj.pipelines) if all_ else list(names or [])
     if not chosen:
-        raise typer.BadParameter("name a pipeline or pass --all "
-                                 f"(pipelines: {', '.join(proj.pipelines) or 'none'})")
+        raise typer.BadParameter(
+            f"name a pipeline or pass --all (pipelines: {', '.join(proj.pipelines) or 'none'})"
+        )
     failed = False
     for name in chosen:
         console.rule(f"[bold]{name}")
@@ -130,8 +148,16 @@ def ingest_status() -> None:
     proj = project()
     runs = run_store(proj)
     table = Table(header_style="bold cyan")
-    for col in ("pipeline", "source", "table", "last run", "status", "loaded", "quarantined",
-                "positions"):
+    for col in (
+        "pipeline",
+        "source",
+        "table",
+        "last run",
+        "status",
+        "loaded",
+        "quarantined",
+        "positions",
+    ):
         table.add_column(col)
     for name, spec in proj.pipelines.items():
         last = runs.list(limit=1, pipeline=name, kind="ingest")
@@ -141,8 +167,14 @@ def ingest_status() -> None:
         finally:
             store.close()
         row = last[0] if last else None
-        table.add_row(name, spec.source.kind, spec.table,
-                      f"{row['started_at']:%Y-%m-%d %H:%M}" if row else "never",
-                      row["status"] if row else "-", f"{row['rows_loaded']:,}" if row else "-",
-                      f"{row['rows_quarantined']:,}" if row else "-", str(positions))
+        table.add_row(
+            name,
+            spec.source.kind,
+            spec.table,
+            f"{row['started_at']:%Y-%m-%d %H:%M}" if row else "never",
+            row["status"] if row else "-",
+            f"{row['rows_loaded']:,}" if row else "-",
+            f"{row['rows_quarantined']:,}" if row else "-",
+            str(positions),
+        )
     console.print(table)

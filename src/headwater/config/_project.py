@@ -73,7 +73,8 @@ class Project(_Spec):
     project: str = Field("headwater", description="a name for this project")
     stores: dict[str, StoreSpec] = Field(
         default_factory=lambda: {"warehouse": DuckDBStore()},
-        description="named stores; `warehouse` is the default sink and the one `headwater sql` queries",
+        description="named stores; `warehouse` is the default sink and what `headwater sql` "
+        "queries",
     )
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
     logging: LoggingSpec = Field(default_factory=LoggingSpec)

@@ -15,24 +15,31 @@ class FilesSource(_Spec):
     """Files: a path, a glob or a folder, in any supported format (detected from content)."""
 
     kind: Literal["files"] = "files"
-    path: str | list[str] = Field(description="a file, a glob (data/*.csv) or a folder, relative to the project")
+    path: str | list[str] = Field(
+        description="a file, a glob (data/*.csv) or a folder, relative to the project"
+    )
     format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "xlsx", "xml"] = Field(
-        "auto", description="file format; auto detects it from the content (magic bytes, first "
-        "character, delimiter), gzip/zstd/bz2/xz compression included")
+        "auto",
+        description="file format; auto detects it from the content (magic bytes, first "
+        "character, delimiter), gzip/zstd/bz2/xz compression included",
+    )
     encoding: str | None = Field(None, description="text encoding; detected when omitted")
     delimiter: str | None = Field(None, description="CSV field separator; detected when omitted")
     header: bool | None = Field(
-        None, description="CSV/TSV/xlsx: the first row names the columns; detected when omitted")
+        None, description="CSV/TSV/xlsx: the first row names the columns; detected when omitted"
+    )
     sheet: str | int | None = Field(None, description="xlsx: sheet name or index (default: first)")
     record_path: str | None = Field(
-        None, description="XML: element path of one record (e.g. orders/order); JSON: key of the record list"
+        None,
+        description="XML: element path of one record (e.g. orders/order); "
+        "JSON: key of the record list",
     )
     nested: Literal["flatten", "json", "child_tables"] = Field(
-        "flatten", description="nested JSON objects: flatten to a_b columns, keep as JSON text, or lists to child tables"
+        "flatten",
+        description="nested JSON objects: flatten to a_b columns, keep as JSON text, "
+        "or lists to child tables",
     )
     batch_rows: int = Field(250_000, gt=0, description="rows per batch; bounds memory")
-
-
 
 
 # --- databases, APIs and NoSQL (issue 3) -------------------------------------------------------
@@ -85,7 +92,7 @@ class SqlSource(_Spec):
     )
     cursor: CursorSpec | None = Field(None, description="incremental loading; absent: full loads")
     soft_delete: SoftDeleteSpec | None = Field(
-        None, description="a column marking deleted rows; adds _hw_deleted to every row"
+        None, description="a column marking deleted rows; adds hw_deleted to every row"
     )
     cdc: bool = Field(
         False,
@@ -160,8 +167,9 @@ class PaginationSpec(_Spec):
         "link_header: RFC 8288 Link rel=next; next_url: a URL in the body",
     )
     param: str | None = Field(
-        None, description="query parameter for the page number, offset or cursor "
-        "(defaults: page, offset, cursor)"
+        None,
+        description="query parameter for the page number, offset or cursor "
+        "(defaults: page, offset, cursor)",
     )
     start: int = Field(1, description="page: first page number")
     size_param: str | None = Field(None, description="query parameter for the page size (limit)")
@@ -182,8 +190,8 @@ class IncrementalSpec(_Spec):
     field: str = Field(description="record field whose maximum becomes the next since value")
     initial: str | None = Field(None, description="since value of the first run")
     until_param: str | None = Field(
-        None, description="query parameter for the end of a window, for `headwater schedule "
-        "backfill`"
+        None,
+        description="query parameter for the end of a window, for `headwater schedule backfill`",
     )
 
 
@@ -213,8 +221,9 @@ class RestSource(_Spec):
     body: dict[str, object] | None = Field(None, description="POST: JSON body")
     auth: AuthSpec | None = Field(None, description="bearer, basic, api_key or oauth2")
     records: str | None = Field(
-        None, description="dotted path of the record list in the body (data.items); "
-        "absent: the body itself, or its first list"
+        None,
+        description="dotted path of the record list in the body (data.items); "
+        "absent: the body itself, or its first list",
     )
     pagination: PaginationSpec = Field(default_factory=PaginationSpec)
     incremental: IncrementalSpec | None = Field(None, description="since-parameter loading")

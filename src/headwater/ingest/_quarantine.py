@@ -17,8 +17,17 @@ from headwater.store import QUARANTINE_SCHEMA, QUARANTINE_TABLE, Store, literal
 PARSE_RULE = "parse"
 
 
-def quarantine_rows(invalid: pa.Table, *, run_id: str, pipeline: str, table: str, source: str,
-                    unit: str, first_id: int, origins: pa.Table | None = None) -> pa.Table:
+def quarantine_rows(
+    invalid: pa.Table,
+    *,
+    run_id: str,
+    pipeline: str,
+    table: str,
+    source: str,
+    unit: str,
+    first_id: int,
+    origins: pa.Table | None = None,
+) -> pa.Table:
     """Turn checked-out rows (``_hw_pos``, ``raw``, ``rules``, ``reasons``) into quarantine rows.
 
     ``origins`` (columns ``source``, ``position``, ``unit``, indexed by ``_hw_pos``) restores
@@ -27,7 +36,9 @@ def quarantine_rows(invalid: pa.Table, *, run_id: str, pipeline: str, table: str
     n = invalid.num_rows
     ids = pc.binary_join_element_wise(
         pa.array([f"{run_id}:"] * n, pa.string()),
-        pc.cast(pa.array(range(first_id, first_id + n), pa.int64()), pa.string()), "")
+        pc.cast(pa.array(range(first_id, first_id + n), pa.int64()), pa.string()),
+        "",
+    )
     positions = invalid[POSITION].cast(pa.int64())
     sources = pa.array([source] * n, pa.string())
     units = pa.array([unit] * n, pa.string())
@@ -36,32 +47,37 @@ def quarantine_rows(invalid: pa.Table, *, run_id: str, pipeline: str, table: str
         units = origins["unit"].take(positions)
         positions = origins["position"].take(positions)
     now = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
-    return pa.table({
-        "id": ids,
-        "run_id": pa.array([run_id] * n, pa.string()),
-        "pipeline": pa.array([pipeline] * n, pa.string()),
-        "table_name": pa.array([table] * n, pa.string()),
-        "source": sources,
-        "position": positions,
-        "unit": units,
-        "raw": invalid["raw"].cast(pa.string()),
-        "rules": invalid["rules"].cast(pa.list_(pa.string())),
-        "reasons": invalid["reasons"].cast(pa.list_(pa.string())),
-        "quarantined_at": pa.array([now.as_py()] * n, pa.timestamp("us", tz="UTC")),
-        "replayed_by": pa.nulls(n, pa.string()),
-    }, schema=QUARANTINE_SCHEMA)
+    return pa.table(
+        {
+            "id": ids,
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "pipeline": pa.array([pipeline] * n, pa.string()),
+            "table_name": pa.array([table] * n, pa.string()),
+            "source": sources,
+            "position": positions,
+            "unit": units,
+            "raw": invalid["raw"].cast(pa.string()),
+            "rules": invalid["rules"].cast(pa.list_(pa.string())),
+            "reasons": invalid["reasons"].cast(pa.list_(pa.string())),
+            "quarantined_at": pa.array([now.as_py()] * n, pa.timestamp("us", tz="UTC")),
+            "replayed_by": pa.nulls(n, pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
 
 
 def rejects_as_invalid(rejects: pa.Table) -> pa.Table:
     """Rows a source could not parse, in the shape of a contract's invalid rows."""
     n = rejects.num_rows
     reasons = rejects["reason"].cast(pa.string()).combine_chunks()
-    return pa.table({
-        POSITION: rejects[POSITION].cast(pa.int64()),
-        "raw": rejects["raw"].cast(pa.string()),
-        "rules": pa.array([[PARSE_RULE]] * n, pa.list_(pa.string())),
-        "reasons": pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), reasons),
-    })
+    return pa.table(
+        {
+            POSITION: rejects[POSITION].cast(pa.int64()),
+            "raw": rejects["raw"].cast(pa.string()),
+            "rules": pa.array([[PARSE_RULE]] * n, pa.list_(pa.string())),
+            "reasons": pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), reasons),
+        }
+    )
 
 
 def rule_counts(invalid: pa.Table) -> dict[str, int]:
@@ -81,8 +97,9 @@ class QuarantineSource(Source):
 
     kind = "quarantine"
 
-    def __init__(self, store: Store, *, table: str, pipeline: str | None = None,
-                 ids: list[str] | None = None) -> None:
+    def __init__(
+        self, store: Store, *, table: str, pipeline: str | None = None, ids: list[str] | None = None
+    ) -> None:
         self.store = store
         self.table = table
         self.pipeline = pipeline
@@ -93,14 +110,17 @@ class QuarantineSource(Source):
         rows = self.store.query(
             f"SELECT id, pipeline, source, position, unit, raw, rules, quarantined_at "
             f"FROM {QUARANTINE_TABLE} WHERE table_name = {literal(self.table)} "
-            "AND replayed_by IS NULL")
+            "AND replayed_by IS NULL"
+        )
         keep = _not_parse(rows["rules"])
         if self.pipeline:
             keep = pc.and_(keep, pc.equal(rows["pipeline"], self.pipeline))
         if self.ids:
             keep = pc.and_(keep, pc.is_in(rows["id"], pa.array(self.ids, pa.string())))
         rows = rows.filter(keep)
-        return rows.take(pc.sort_indices(rows, [("quarantined_at", "ascending"), ("id", "ascending")]))
+        return rows.take(
+            pc.sort_indices(rows, [("quarantined_at", "ascending"), ("id", "ascending")])
+        )
 
     def extracts(self, state: State) -> Iterator[Extract]:
         """One extract with every pending row; committing it marks them replayed."""
@@ -110,10 +130,15 @@ class QuarantineSource(Source):
         data = pajson.read_json(io.BytesIO("\n".join(rows["raw"].to_pylist()).encode()))
         data = data.append_column(POSITION, pa.array(range(rows.num_rows), pa.int64()))
         yield Extract(
-            source=f"quarantine of {self.table}", key="", position={},
-            batches=[Batch(data)], unit="record",
-            meta={"replays": rows["id"].to_pylist(),
-                  "origins": rows.select(["source", "position", "unit"])},
+            source=f"quarantine of {self.table}",
+            key="",
+            position={},
+            batches=[Batch(data)],
+            unit="record",
+            meta={
+                "replays": rows["id"].to_pylist(),
+                "origins": rows.select(["source", "position", "unit"]),
+            },
         )
 
 

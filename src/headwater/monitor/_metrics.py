@@ -9,20 +9,39 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, writ
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 ROWS = Counter(
-    "headwater_rows", "Rows by pipeline, source, table and outcome (read, loaded, quarantined, dropped).",
-    ["pipeline", "source", "table", "outcome"], registry=REGISTRY,
+    "headwater_rows",
+    "Rows by pipeline, source, table and outcome (read, loaded, quarantined, dropped).",
+    ["pipeline", "source", "table", "outcome"],
+    registry=REGISTRY,
 )
-BYTES = Counter("headwater_bytes_read", "Bytes read from sources.", ["pipeline", "source"],
-                registry=REGISTRY)
-QUARANTINED = Counter("headwater_quarantined_rows", "Quarantined rows by rule.",
-                      ["pipeline", "table", "rule"], registry=REGISTRY)
-RUN_SECONDS = Histogram("headwater_run_duration_seconds", "Duration of runs.", ["kind", "pipeline"],
-                        buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
-                        registry=REGISTRY)
-RUNS = Counter("headwater_runs", "Runs by kind, pipeline and status.", ["kind", "pipeline", "status"],
-               registry=REGISTRY)
-LAST_SUCCESS = Gauge("headwater_last_success_timestamp_seconds", "When a pipeline last succeeded.",
-                     ["kind", "pipeline"], registry=REGISTRY)
+BYTES = Counter(
+    "headwater_bytes_read", "Bytes read from sources.", ["pipeline", "source"], registry=REGISTRY
+)
+QUARANTINED = Counter(
+    "headwater_quarantined_rows",
+    "Quarantined rows by rule.",
+    ["pipeline", "table", "rule"],
+    registry=REGISTRY,
+)
+RUN_SECONDS = Histogram(
+    "headwater_run_duration_seconds",
+    "Duration of runs.",
+    ["kind", "pipeline"],
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+    registry=REGISTRY,
+)
+RUNS = Counter(
+    "headwater_runs",
+    "Runs by kind, pipeline and status.",
+    ["kind", "pipeline", "status"],
+    registry=REGISTRY,
+)
+LAST_SUCCESS = Gauge(
+    "headwater_last_success_timestamp_seconds",
+    "When a pipeline last succeeded.",
+    ["kind", "pipeline"],
+    registry=REGISTRY,
+)
 
 
 def write_metrics(directory: str | Path, job: str) -> Path:

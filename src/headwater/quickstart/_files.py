@@ -16,23 +16,32 @@ def step(root: Path, console: Console) -> None:
     from headwater.store import QUARANTINE_TABLE, open_store
 
     project = load_project(root)
-    files = sorted(f"{p.parent.name}/{p.name}" for folder in ("orders", "customers")
-                   for p in (root / folder).iterdir() if p.is_file())
+    files = sorted(
+        f"{p.parent.name}/{p.name}"
+        for folder in ("orders", "customers")
+        for p in (root / folder).iterdir()
+        if p.is_file()
+    )
     console.print(f"sample files in {root}: {', '.join(files)}")
     for name in ("orders", "customers"):
         run = run_pipeline(project, name)
         console.print(f"[bold]{name}[/]")
         run_summary(console, run)
     again = run_pipeline(project, "orders")
-    console.print(f"ran [bold]orders[/] again: {again.rows_read} rows read, "
-                  f"{again.rows_loaded} loaded (each file is loaded exactly once)")
+    console.print(
+        f"ran [bold]orders[/] again: {again.rows_read} rows read, "
+        f"{again.rows_loaded} loaded (each file is loaded exactly once)"
+    )
     store = open_store(project, read_only=True)
     try:
         reasons = store.query(
             f"SELECT table_name, unnest(reasons) AS reason FROM {QUARANTINE_TABLE} "
-            "WHERE replayed_by IS NULL LIMIT 6")
+            "WHERE replayed_by IS NULL LIMIT 6"
+        )
         console.print(arrow_table(reasons, title="some quarantined rows, and why", max_width=90))
     finally:
         store.close()
-    console.print("try: headwater -p {0} quarantine list | headwater -p {0} sql "
-                  "\"SELECT * FROM orders LIMIT 5\"".format(root))
+    console.print(
+        f"try: headwater -p {root} quarantine list | headwater -p {root} sql "
+        '"SELECT * FROM orders LIMIT 5"'
+    )
