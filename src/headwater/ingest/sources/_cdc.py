@@ -9,7 +9,7 @@ the position the warehouse last committed. Each run:
 3. peeks the changes up to the current WAL position, parses them column-wise (Polars), and keeps
    the keys each table's changes touched;
 4. reads the current row of every touched key in one query per table: found rows are upserted,
-   missing ones become tombstones (``_hw_deleted = true``) — the net effect of the changes, typed
+   missing ones become tombstones (``hw_deleted = true``) — the net effect of the changes, typed
    exactly as a full read would type them.
 
 Loads must use ``mode: merge`` on the primary key; replaying a change is then harmless.

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: Column added when a soft-delete column (or change data capture) says a row is deleted.
-DELETED = "_hw_deleted"
+DELETED = "hw_deleted"
 #: At most this many keys sharing the last cursor value are remembered in the position.
 MAX_SEEN_KEYS = 1000
 
@@ -87,7 +87,7 @@ class SqlSource(Source):
     initial:
         First cursor value to read from on the first run.
     soft_delete:
-        Column that marks deleted rows; adds ``_hw_deleted`` (bool) to every row.
+        Column that marks deleted rows; adds ``hw_deleted`` (bool) to every row.
     parallel:
         Read one table in this many key ranges at once (by ``split_by`` or an integer key).
     window:

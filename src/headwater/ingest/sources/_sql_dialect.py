@@ -359,8 +359,16 @@ class SQLiteDialect(Dialect):
         return path if path.is_absolute() else self.root / path
 
     def sqlalchemy_url(self) -> str:
-        """The file resolved against the project."""
-        return f"sqlite:///{self.path()}"
+        """The file resolved against the project, opened read-only (never created)."""
+        return f"sqlite:///file:{self.path()}?mode=ro&uri=true"
+
+    def inspector(self) -> Any:
+        """A missing file is an error, not a new empty database."""
+        path = self.path()
+        if not path.exists():
+            raise SourceError(f"sqlite: no database file {path}",
+                              hint="check the url in headwater.yaml (relative to the project)")
+        return super().inspector()
 
     def connect(self) -> Any:
         """A read-only sqlite3 connection."""
