@@ -9,6 +9,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _project,
     _quarantine,
     _runs,
+    _schedule,
     _sql,
     _train,
 )

@@ -391,7 +391,7 @@ class SQLiteDialect(Dialect):
         con = self.connect()
         try:
             try:
-                cur = con.execute(sql, list(params))
+                cur = con.execute(sql, [self.bind(v) for v in params])
                 names = [d[0] for d in cur.description or []]
                 col_types = types or [None] * len(names)
                 while True:
@@ -403,6 +403,18 @@ class SQLiteDialect(Dialect):
                 raise self.error("read failed", exc) from None
         finally:
             con.close()
+
+    def bind(self, value: Any) -> Any:
+        """SQLite keeps timestamps as text: datetimes are bound as ``YYYY-MM-DD HH:MM:SS``."""
+        import datetime as dt
+
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+            return value.isoformat(sep=" ")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        return value
 
     def declared_types(self, columns: list[Column]) -> list[pa.DataType | None]:
         """Arrow types from the declared column types."""

@@ -1,0 +1,386 @@
+"""Run pipelines on intervals or cron expressions, one run per pipeline at a time, and backfill.
+
+The lock that keeps two runs of one pipeline apart survives a crash: it is an ``flock`` on
+``.headwater/locks/<pipeline>.lock`` (the kernel releases it when the process dies, however it
+dies) or, when run records live in PostgreSQL (several machines), a session advisory lock, which
+the server releases when the connection drops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from headwater.config import Project
+from headwater.core import ConfigError, HeadwaterError
+from headwater.monitor import Run, get_logger
+
+log = get_logger(__name__)
+
+_EVERY = re.compile(r"^\s*every\s+(\d+)\s*(s|sec|m|min|h|d)\s*$", re.IGNORECASE)
+_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+class PipelineBusy(HeadwaterError):
+    """Another run of the pipeline holds its lock."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a pipeline runs: ``every 15m`` or a five-field cron expression (UTC).
+
+    >>> s = Schedule.parse("every 15m")
+    >>> s.next_after(dt.datetime(2026, 1, 1, 10, 7, tzinfo=dt.UTC)).isoformat()
+    '2026-01-01T10:15:00+00:00'
+    >>> Schedule.parse("0 3 * * *").next_after(dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)).day
+    2
+    """
+
+    text: str
+    interval: int | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, where: str = "schedule") -> Schedule:
+        """Validate ``every N{s,m,h,d}`` or a cron expression."""
+        match = _EVERY.match(text)
+        if match:
+            seconds = int(match.group(1)) * _SECONDS[match.group(2).lower()]
+            if seconds <= 0:
+                raise ConfigError(f"{where}: '{text}' is not a positive interval",
+                                  hint="e.g. every 15m")
+            return cls(text, seconds)
+        from headwater.core import require
+
+        croniter = require("croniter", "schedule")
+        if not croniter.croniter.is_valid(text):
+            raise ConfigError(f"{where}: '{text}' is neither 'every N(s|m|h|d)' nor a cron "
+                              "expression", hint="e.g. every 15m, every 1h or '0 3 * * *'")
+        return cls(text)
+
+    def next_after(self, moment: dt.datetime) -> dt.datetime:
+        """The first run time strictly after ``moment`` (intervals align to the epoch)."""
+        if self.interval is not None:
+            epoch = int(moment.timestamp())
+            nxt = (epoch // self.interval + 1) * self.interval
+            return dt.datetime.fromtimestamp(nxt, dt.UTC)
+        from croniter import croniter
+
+        return croniter(self.text, moment.astimezone(dt.UTC)).get_next(dt.datetime)
+
+    def previous_before(self, moment: dt.datetime) -> dt.datetime:
+        """The last run time at or before ``moment``."""
+        if self.interval is not None:
+            epoch = int(moment.timestamp())
+            return dt.datetime.fromtimestamp(epoch // self.interval * self.interval, dt.UTC)
+        from croniter import croniter
+
+        return croniter(self.text, moment.astimezone(dt.UTC)).get_prev(dt.datetime)
+
+
+# ---------------------------------------------------------------- locks
+
+
+@contextmanager
+def pipeline_lock(project: Project, name: str) -> Iterator[None]:
+    """Hold the lock of pipeline ``name`` for the block; PipelineBusy if another run has it."""
+    url = project.metadata.url.get_secret_value() if project.metadata.url else ""
+    if url.startswith(("postgresql", "postgres")):
+        with _advisory_lock(url, name):
+            yield
+    else:
+        with file_lock(project.state_dir / "locks" / f"{_safe(name)}.lock", name):
+            yield
+
+
+@contextmanager
+def file_lock(path: Path, name: str) -> Iterator[None]:
+    """An exclusive flock; the file says who holds it (pid, host, since)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(path)
+            raise PipelineBusy(f"pipeline '{name}' is already running ({holder})",
+                               hint="wait for it to finish; a crashed run releases its lock "
+                               "by itself") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": dt.datetime.now(dt.UTC).isoformat()}).encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return "holder unknown"
+    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
+
+
+@contextmanager
+def _advisory_lock(url: str, name: str) -> Iterator[None]:
+    import psycopg
+
+    key = int.from_bytes(hashlib.sha1(f"headwater:{name}".encode()).digest()[:8], "big",
+                         signed=True)
+    con = psycopg.connect(re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url),
+                          autocommit=True)
+    try:
+        got = con.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+        if not got or not got[0]:
+            raise PipelineBusy(f"pipeline '{name}' is already running (PostgreSQL advisory "
+                               f"lock {key} is held)",
+                               hint="wait for it to finish; a crashed run's lock goes with "
+                               "its connection")
+        yield
+    finally:
+        con.close()  # releases the lock
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+# ---------------------------------------------------------------- the scheduler
+
+RunFn = Callable[[Project, str], Run]
+
+
+@dataclass
+class Planned:
+    """A scheduled pipeline and when it runs next."""
+
+    pipeline: str
+    schedule: Schedule
+    next_run: dt.datetime
+    last_run: dt.datetime | None = None
+    last_status: str | None = None
+
+
+class Scheduler:
+    """Runs every pipeline that has a ``schedule:`` when it is due.
+
+    Parameters
+    ----------
+    project:
+        The project; pipelines without ``schedule`` are ignored.
+    run:
+        Runs one pipeline (default :func:`headwater.ingest.run_pipeline`).
+    only:
+        Restrict to these pipelines.
+    clock:
+        Returns now (UTC); tests pass a fake clock.
+
+    A pipeline that missed its last run while the scheduler was down runs once at start (not
+    once per missed slot). A run still going when the next one is due is skipped, not queued.
+    """
+
+    def __init__(self, project: Project, *, run: RunFn | None = None,
+                 only: list[str] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.project = project
+        self.run_fn = run
+        self.only = only
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.plan_: list[Planned] | None = None
+
+    def plan(self) -> list[Planned]:
+        """Scheduled pipelines with their next run time."""
+        if self.plan_ is not None:
+            return self.plan_
+        now = self.clock()
+        out = []
+        for name, spec in sorted(self.project.pipelines.items()):
+            if self.only and name not in self.only:
+                continue
+            if not spec.schedule:
+                continue
+            schedule = Schedule.parse(spec.schedule, where=f"pipelines.{name}.schedule")
+            last, status = self._last_run(name)
+            due = schedule.previous_before(now)
+            next_run = now if last is None or last < due else schedule.next_after(now)
+            out.append(Planned(name, schedule, next_run, last, status))
+        if self.only:
+            missing = set(self.only) - {p.pipeline for p in out}
+            if missing:
+                raise ConfigError(f"no schedule for pipeline(s): {', '.join(sorted(missing))}",
+                                  hint="add `schedule: every 15m` (or a cron expression) to them")
+        self.plan_ = out
+        return out
+
+    def _last_run(self, name: str) -> tuple[dt.datetime | None, str | None]:
+        try:
+            from headwater.store import run_store
+
+            runs = run_store(self.project).list(pipeline=name, kind="ingest", limit=1)
+        except HeadwaterError:
+            return None, None
+        if not runs:
+            return None, None
+        return runs[0]["started_at"], runs[0]["status"]
+
+    def tick(self) -> list[tuple[str, str]]:
+        """Run what is due now; return ``(pipeline, outcome)`` for each run attempted."""
+        now = self.clock()
+        done = []
+        for planned in self.plan():
+            if planned.next_run > now:
+                continue
+            outcome = self.run_one(planned.pipeline)
+            planned.last_run, planned.last_status = now, outcome
+            planned.next_run = planned.schedule.next_after(max(now, self.clock()))
+            done.append((planned.pipeline, outcome))
+        return done
+
+    def run_one(self, name: str) -> str:
+        """One run under the pipeline's lock: ``succeeded``, ``failed`` or ``busy``."""
+        run_fn = self.run_fn
+        if run_fn is None:
+            from headwater.ingest._run import run_pipeline
+
+            run_fn = run_pipeline
+        try:
+            with pipeline_lock(self.project, name):
+                log.info("scheduled_run", pipeline=name)
+                result = run_fn(self.project, name)
+                return result.status
+        except PipelineBusy as exc:
+            log.warning("scheduled_run_skipped", pipeline=name, reason=exc.message)
+            return "busy"
+        except HeadwaterError as exc:
+            log.error("scheduled_run_failed", pipeline=name, error=exc.message)
+            return "failed"
+        except Exception as exc:
+            log.error("scheduled_run_crashed", pipeline=name, error=repr(exc), exc_info=True)
+            return "failed"
+
+    def seconds_to_next(self) -> float:
+        """Seconds until the next pipeline is due (0 if one is due now)."""
+        plan = self.plan()
+        if not plan:
+            return 60.0
+        soonest = min(p.next_run for p in plan)
+        return max((soonest - self.clock()).total_seconds(), 0.0)
+
+    def run_forever(self, stop: threading.Event | None = None, *,
+                    on_run: Callable[[str, str], None] | None = None) -> None:
+        """Tick until ``stop`` is set (Ctrl-C in the CLI)."""
+        stop = stop or threading.Event()
+        if not self.plan():
+            raise ConfigError("no pipeline has a schedule",
+                              hint="add `schedule: every 15m` to a pipeline in headwater.yaml")
+        while not stop.is_set():
+            for name, outcome in self.tick():
+                if on_run is not None:
+                    on_run(name, outcome)
+            stop.wait(min(self.seconds_to_next(), 60.0))
+
+
+# ---------------------------------------------------------------- backfill
+
+
+def windows(start: Any, end: Any, step: Any) -> list[tuple[Any, Any]]:
+    """Split ``[start, end)`` into windows of ``step`` (a timedelta or a number).
+
+    >>> windows(0, 25, 10)
+    [(0, 10), (10, 20), (20, 25)]
+    """
+    if step is None or (isinstance(step, int | float) and step <= 0) or (
+            isinstance(step, dt.timedelta) and step.total_seconds() <= 0):
+        raise ConfigError("backfill step must be positive", hint="e.g. --step 1d or --step 1000")
+    out = []
+    lo = start
+    while lo < end:
+        hi = min(lo + step, end)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def parse_bound(text: str) -> Any:
+    """A backfill bound: an integer, an ISO date or an ISO timestamp (UTC if no offset).
+
+    >>> parse_bound("2026-01-02").isoformat()
+    '2026-01-02T00:00:00+00:00'
+    """
+    if re.fullmatch(r"-?\d+", text.strip()):
+        return int(text)
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"'{text}' is neither a number nor an ISO date/time",
+                          hint="e.g. 2026-01-01 or 2026-01-01T06:00:00+00:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def parse_step(text: str) -> Any:
+    """``1d``, ``6h``, ``30m`` -> timedelta; ``1000`` -> 1000."""
+    if re.fullmatch(r"\d+", text.strip()):
+        return int(text)
+    match = re.fullmatch(r"\s*(\d+)\s*(s|m|h|d|w)\s*", text, re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"step '{text}' is not a duration or a number",
+                          hint="e.g. 1d, 6h, 30m or 1000")
+    n, unit = int(match.group(1)), match.group(2).lower()
+    return dt.timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
+def backfill(project: Project, name: str, *, start: Any, end: Any, step: Any,
+             progress: Callable[[int, int, tuple[Any, Any], Run], None] | None = None
+             ) -> list[Run]:
+    """Load pipeline ``name`` window by window over ``[start, end)``.
+
+    Each window is read with the cursor (SQL) or since/until parameters (REST) limited to it,
+    and remembered separately from the incremental position: a window already loaded is
+    skipped, so a backfill interrupted half-way is simply run again.
+    """
+    from headwater.ingest._pipeline import ingest
+    from headwater.ingest._run import load_contract
+    from headwater.ingest.sources import build_source
+    from headwater.store import open_store, run_store
+
+    spec = project.pipeline(name)
+    if spec.mode == "replace":
+        raise ConfigError(f"pipeline '{name}' uses mode replace; a backfill window would replace "
+                          "the whole table", hint="use mode: merge (or append) to backfill")
+    parts = windows(start, end, step)
+    runs: list[Run] = []
+    with pipeline_lock(project, name):
+        store = open_store(project, spec.store)
+        try:
+            contract = load_contract(spec.contract, project.root)
+            for i, window in enumerate(parts):
+                source = build_source(spec.source, project, window=window)
+                result = ingest(source, store, table=spec.table, pipeline=name,
+                                contract=contract, mode=spec.mode,
+                                primary_key=spec.primary_key or None, runs=run_store(project))
+                result.report["window"] = [str(window[0]), str(window[1])]
+                runs.append(result)
+                if progress is not None:
+                    progress(i + 1, len(parts), window, result)
+                if result.status == "failed":
+                    log.error("backfill_stopped", pipeline=name, window=[str(w) for w in window])
+                    break
+        finally:
+            store.close()
+    return runs
+
