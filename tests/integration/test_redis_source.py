@@ -72,8 +72,8 @@ def test_stream_is_read_incrementally_and_resumes(redis_url, r, store):
         client.xadd(stream, {"device": "d9", "value": str(i)})
     second = ingest(src, store, table="events", pipeline="p")
     assert second.rows_loaded == 5
-    values = store.query("SELECT value FROM events ORDER BY redis_key").to_pylist()
-    assert [v["value"] for v in values] == list(range(35))
+    values = store.query("SELECT value FROM events").to_pylist()
+    assert sorted(int(v["value"]) for v in values) == list(range(35))  # each once
 
 
 def test_a_key_that_is_not_a_stream(redis_url, r):
