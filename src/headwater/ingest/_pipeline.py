@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from headwater.core import (
     POSITION,
+    Batch,
     ContractError,
     Extract,
     HeadwaterError,
@@ -25,6 +26,7 @@ from headwater.core import (
     State,
     WriteMode,
 )
+from headwater.ingest._ahead import WorkAhead
 from headwater.ingest._quarantine import quarantine_rows, rejects_as_invalid, rule_counts
 from headwater.monitor import Run, get_logger, metrics, run
 from headwater.store import RunStore, Store, Transaction
@@ -52,6 +54,16 @@ class ExtractResult:
     seconds: float = 0.0
     error: str | None = None
     rules: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _CheckedBatch:
+    """One batch after the contract, waiting to be written."""
+
+    batch: Batch
+    valid: pa.Table | None = None
+    invalid_parts: list[pa.Table] = field(default_factory=list)
+    dropped: int = 0
 
 
 class ConservationError(HeadwaterError):
@@ -182,46 +194,57 @@ class _Loader:
         return result
 
     def _load_batches(self, extract: Extract, tx: Transaction, result: ExtractResult) -> None:
-        origins = extract.meta.get("origins")
-        for batch in extract.batches:
-            read = batch.num_rows
-            invalid_parts: list[pa.Table] = []
-            if batch.rejects is not None and batch.rejects.num_rows:
-                invalid_parts.append(rejects_as_invalid(batch.rejects))
-            loaded = dropped = 0
-            if batch.data.num_rows or batch.data.num_columns > 1:
-                checked = self._checker(batch.data).check(batch.data)
-                invalid_parts.append(checked.invalid)
-                dropped = checked.dropped
-                if checked.valid.num_rows or self.mode == "replace":
-                    loaded = tx.write(self.table, checked.valid, mode=self.mode,
-                                      primary_key=self.primary_key)
-            for suffix, child in batch.children.items():
-                tx.write(f"{self.table}__{suffix}", child,
-                         mode="replace" if self.mode == "replace" else "append")
-            quarantined = 0
-            for invalid in invalid_parts:
-                if invalid.num_rows == 0:
-                    continue
-                rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
-                                       table=self.table, source=extract.source, unit=extract.unit,
-                                       first_id=self._next_id, origins=origins)
-                self._next_id += rows.num_rows
-                quarantined += tx.quarantine(rows)
-                for rule, count in rule_counts(invalid).items():
-                    result.rules[rule] = result.rules.get(rule, 0) + count
-            if loaded + quarantined + dropped != read:
-                raise ConservationError(
-                    f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
-                    f"{quarantined} and dropped {dropped}",
-                    hint="this is a bug in headwater; the load was rolled back. Please report it "
-                    "with the log file under .headwater/logs/")
-            result.rows_read += read
-            result.rows_loaded += loaded
-            result.rows_quarantined += quarantined
-            result.rows_dropped += dropped
-            if self.progress is not None:
-                self.progress(extract.source, result.rows_read, extract.nbytes)
+        """Check batch n + 1 on a background thread while this one writes batch n."""
+        with WorkAhead(extract.batches, self._check_batch, name="hw-check") as checked_batches:
+            for checked in checked_batches:
+                self._store_batch(checked, extract, tx, result)
+                if self.progress is not None:
+                    self.progress(extract.source, result.rows_read, extract.nbytes)
+
+    def _check_batch(self, batch: Batch) -> _CheckedBatch:
+        """Apply the contract to one batch (no store access: runs on the checking thread)."""
+        checked = _CheckedBatch(batch)
+        if batch.rejects is not None and batch.rejects.num_rows:
+            checked.invalid_parts.append(rejects_as_invalid(batch.rejects))
+        if batch.data.num_rows or batch.data.num_columns > 1:
+            outcome = self._checker(batch.data).check(batch.data)
+            checked.valid = outcome.valid
+            checked.invalid_parts.append(outcome.invalid)
+            checked.dropped = outcome.dropped
+        return checked
+
+    def _store_batch(self, checked: _CheckedBatch, extract: Extract, tx: Transaction,
+                     result: ExtractResult) -> None:
+        """Write one checked batch: valid rows, child tables, quarantine; check conservation."""
+        loaded = 0
+        valid = checked.valid
+        if valid is not None and (valid.num_rows or self.mode == "replace"):
+            loaded = tx.write(self.table, valid, mode=self.mode, primary_key=self.primary_key)
+        for suffix, child in checked.batch.children.items():
+            tx.write(f"{self.table}__{suffix}", child,
+                     mode="replace" if self.mode == "replace" else "append")
+        quarantined = 0
+        for invalid in checked.invalid_parts:
+            if invalid.num_rows == 0:
+                continue
+            rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
+                                   table=self.table, source=extract.source, unit=extract.unit,
+                                   first_id=self._next_id, origins=extract.meta.get("origins"))
+            self._next_id += rows.num_rows
+            quarantined += tx.quarantine(rows)
+            for rule, count in rule_counts(invalid).items():
+                result.rules[rule] = result.rules.get(rule, 0) + count
+        read, dropped = checked.batch.num_rows, checked.dropped
+        if loaded + quarantined + dropped != read:
+            raise ConservationError(
+                f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
+                f"{quarantined} and dropped {dropped}",
+                hint="this is a bug in headwater; the load was rolled back. Please report it "
+                "with the log file under .headwater/logs/")
+        result.rows_read += read
+        result.rows_loaded += loaded
+        result.rows_quarantined += quarantined
+        result.rows_dropped += dropped
 
     def _checker(self, sample: pa.Table) -> Checker:
         if self.checker is None:
