@@ -47,7 +47,8 @@ def store(tmp_path: Path):
 def pg_table(postgres_url, unique_name):
     with pg(postgres_url) as con:
         con.execute(f"CREATE TABLE {unique_name} (id bigint PRIMARY KEY, name text, "
-                    "amount numeric(10,2), updated_at timestamptz NOT NULL, deleted_at timestamptz)")
+                    "amount numeric(10,2), updated_at timestamptz NOT NULL, "
+                    "deleted_at timestamptz)")
         con.execute(f"INSERT INTO {unique_name} SELECT g, 'n' || g, g * 1.5, "
                     "timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute', NULL "
                     "FROM generate_series(1, 1000) g")

@@ -41,7 +41,7 @@ def _ensure_logical(url: str) -> None:
             with _pg(url) as con:
                 assert con.execute("SHOW wal_level").fetchone()[0] == "logical"
                 return
-        except Exception:  # noqa: BLE001 - still starting
+        except Exception:
             time.sleep(0.2)
     pytest.fail("PostgreSQL did not come back with wal_level = logical")
 

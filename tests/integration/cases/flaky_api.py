@@ -12,6 +12,7 @@ previous page's records), ``empty`` (an empty page in the middle), ``404``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import socket
@@ -101,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         return
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode()
         api = self.server_api
@@ -118,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                                     "token_type": "bearer"})
         return self._json(404, {"error": "not found"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         api = self.server_api
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -188,10 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(api.slow_s)
         if fault == "drop":
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return None
         if fault == "duplicate" and prev_body is not None:
             body = prev_body
@@ -212,7 +211,5 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass

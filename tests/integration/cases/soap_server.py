@@ -7,6 +7,7 @@ and a ``Total``. Faults are queued per page like the REST test server: ``500``, 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -51,7 +52,9 @@ WSDL = f"""<?xml version="1.0" encoding="UTF-8"?>
   <message name="GetOrdersIn"><part name="parameters" element="tns:GetOrders"/></message>
   <message name="GetOrdersOut"><part name="parameters" element="tns:GetOrdersResponse"/></message>
   <portType name="OrdersPort">
-    <operation name="GetOrders"><input message="tns:GetOrdersIn"/><output message="tns:GetOrdersOut"/></operation>
+    <operation name="GetOrders">
+      <input message="tns:GetOrdersIn"/><output message="tns:GetOrdersOut"/>
+    </operation>
   </portType>
   <binding name="OrdersBinding" type="tns:OrdersPort">
     <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
@@ -163,7 +166,5 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(raw)
-        except (BrokenPipeError, ConnectionResetError):
-            pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import signal
 import sqlite3
@@ -70,7 +71,7 @@ def test_windows_cover_the_range_without_overlap(start, length, step):
     assert (not parts) == (length == 0)
     if parts:
         assert parts[0][0] == start and parts[-1][1] == start + length
-        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
         assert all(0 < hi - lo <= step for lo, hi in parts)
 
 

@@ -419,7 +419,8 @@ class RestSource(Source):
                             f"{redact(str(response.url))}: the page is not JSON, so the next "
                             "page cannot be found",
                             hint="the rows so far are committed; run again once the API is fixed")
-                    pager.advance(response, body, page.count)
+                    # an unreadable page counts as a full one: the pages after it still come
+                    pager.advance(response, body, pager.size if body is _BAD else page.count)
                 data = _concat(tables)
                 if self.since_field and data.num_rows and self.since_field in data.column_names:
                     top = pc.max(data[self.since_field]).as_py()
