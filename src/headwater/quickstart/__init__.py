@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from headwater.quickstart import _churn, _files, _housing
+from headwater.quickstart import _churn, _files, _housing, _sources
 from headwater.quickstart._init import init_project
 
 __all__ = ["STEPS", "init_project", "run_quickstart"]
@@ -23,6 +23,8 @@ Step = Callable[[Path, Console], None]
 STEPS: list[tuple[str, str, Step]] = [
     ("files", "messy files in three formats, validated, cleansed, loaded exactly once",
      _files.step),
+    ("sources", "a database and a REST API, loaded incrementally: the 2nd run reads changes",
+     _sources.step),
     ("housing", "cross-validation of house-price models: honest, comparable errors",
      _housing.step),
     ("churn", "churn models compared, tuned, evaluated on a holdout, registered, scoring",
