@@ -331,11 +331,11 @@ def _iso_timestamp(timezone: str) -> Attempt:
     def attempt(e: pl.Expr) -> pl.Expr:
         base = e.str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False,
                                                    time_unit="us")
-        tail = e.str.slice(19)
+        tail = e.str.slice(19)  # '' (local time), 'Z' or '+HH:MM' / '-HH:MM'
+        sign = tail.str.slice(0, 1).replace_strict(["Z", "+", "-"], [0, -1, 1], default=None,
+                                                   return_dtype=pl.Int64)
         offset = tail.str.slice(1).str.to_time("%H:%M", strict=False).to_physical() // 1000
-        shift = pl.when(tail.str.starts_with("-")).then(offset).otherwise(-offset)
-        shift = pl.when(tail == "Z").then(0).when(
-            tail.str.starts_with("+") | tail.str.starts_with("-")).then(shift)
+        shift = pl.when(tail == "Z").then(0).otherwise(sign * offset)
         aware = (base.to_physical() + shift).cast(pl.Datetime("us", "UTC"))
         if timezone == "UTC":
             local = base.dt.replace_time_zone("UTC")

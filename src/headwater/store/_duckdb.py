@@ -138,11 +138,19 @@ class _DuckDBTransaction(Transaction):
         self.pipeline = pipeline
         self.run_id = run_id
         self._replaced: set[str] = set()
+        #: Table -> its Arrow schema (None: no such table), as this transaction last saw it.
+        #: Only this transaction changes the table meanwhile, so one look per table suffices.
+        self._schemas: dict[str, pa.Schema | None] = {}
 
-    def _exists(self, table: str) -> bool:
-        return bool(self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
-            "AND table_name = ?", [table]).fetchall()[0][0])
+    def _schema(self, table: str) -> pa.Schema | None:
+        """The table's columns as Arrow, or None when it does not exist."""
+        if table not in self._schemas:
+            exists = self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+                "AND table_name = ?", [table]).fetchall()[0][0]
+            self._schemas[table] = self.con.sql(
+                f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema if exists else None
+        return self._schemas[table]
 
     def write(self, table: str, data: pa.Table, *, mode: WriteMode = "append",
               primary_key: list[str] | None = None) -> int:
@@ -152,21 +160,25 @@ class _DuckDBTransaction(Transaction):
         if mode == "replace" and table not in self._replaced:
             self.con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
             self._replaced.add(table)
-        if not self._exists(table):
+            self._schemas[table] = None
+        existing = self._schema(table)
+        if existing is None:
             self.con.register(_INCOMING, data)
             try:
                 self.con.execute(f"CREATE TABLE {quote(table)} AS SELECT * FROM {_INCOMING}")
             finally:
                 self.con.unregister(_INCOMING)
+                self._schemas.pop(table, None)
             return data.num_rows
         if data.num_rows == 0:
             return 0
-        existing = self.con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
         plan = plan_evolution(table, existing, data.schema)
         for name, type_ in plan.cast.items():
             data = data.set_column(data.schema.get_field_index(name), name, data[name].cast(type_))
         self.con.register(_INCOMING, data)
         try:
+            if plan.add or plan.widen:
+                self._schemas.pop(table, None)  # looked at again on the next write
             for fld in plan.add:
                 self.con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(fld.name)} "
                                  f"{self._sql_type(fld.name)}")
