@@ -415,11 +415,10 @@ def _parallel(d: Dialect, sqls: list[str], params: list[Any], batch_rows: int,
               types: list[pa.DataType | None] | None) -> Iterator[pa.RecordBatch]:
     """Run the range queries on their own connections and threads; yield batches as they come.
 
-    At most two batches per range wait in the queue, so memory stays bounded.
+    At most two batches per range wait in the queue, so memory stays bounded. With one range the
+    thread still reads ahead: the database streams the next batch while the pipeline checks and
+    writes this one.
     """
-    if len(sqls) == 1:
-        yield from d.read(sqls[0], params, batch_rows=batch_rows, types=types)
-        return
     done = object()
     q: queue.Queue[Any] = queue.Queue(maxsize=2 * len(sqls))
     stop = threading.Event()
