@@ -75,6 +75,8 @@ def records_to_table(records: Sequence[Any], *, first_pos: int = 0,
         records = [records[i] for i in good_idx]
         positions = positions[good_idx]
     table = lists_as_json(dicts_to_table(records))
+    if table.num_columns == 0:  # only empty objects: rows without columns still count
+        return pa.table({POSITION: pa.array(positions, pa.int64())}), rejects
     table = table.append_column(POSITION, pa.array(positions, pa.int64()))
     return table, rejects
 
