@@ -98,6 +98,8 @@ class FlakyApi:
 class _Handler(BaseHTTPRequestHandler):
     server_api: FlakyApi
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def log_message(self, *args: Any) -> None:  # quiet
         return

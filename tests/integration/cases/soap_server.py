@@ -113,6 +113,8 @@ class SoapServer:
 class _Handler(BaseHTTPRequestHandler):
     server_api: SoapServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def log_message(self, *args: Any) -> None:
         return
