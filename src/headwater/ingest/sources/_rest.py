@@ -258,14 +258,6 @@ def _json_body(response: httpx.Response) -> Any:
         raise Unreadable(f"malformed JSON: {exc}") from None
 
 
-@dataclass
-class _Page:
-    records: pa.Table | None
-    rejects: pa.Table | None
-    count: int
-    body_hash: str
-
-
 class RestSource(Source):
     """Records from a paginated JSON API.
 
@@ -387,9 +379,9 @@ class RestSource(Source):
             last_hash = ""
             while not pager.done:
                 start_state = dict(pager.state)
-                tables, rejects = [], []
+                pending: list[Any] = []  # records of this group, converted once at its end
+                bad_pages: list[tuple[str, str]] = []
                 pages = dup_pages = 0
-                first_pos = 0
                 while pages < self.pages_per_commit and not pager.done:
                     response, body = self._fetch(client, limiter, pager, run_since, last_hash)
                     if first_page and self.total_path:
@@ -406,22 +398,34 @@ class RestSource(Source):
                                     "on every retry")
                         pager.advance(response, body, len(find_records(body, self.records) or []))
                         continue
-                    page = self._page(response, body, first_pos)
-                    last_hash = page.body_hash
-                    if page.records is not None and page.records.num_rows:
-                        tables.append(page.records)
-                    if page.rejects is not None:
-                        rejects.append(page.rejects)
-                    first_pos += page.count
-                    total_seen += page.count if page.records is not None else 0
+                    records = None if body is _BAD else find_records(body, self.records)
+                    if records is None:
+                        reason = (f"malformed JSON from {response.url}" if body is _BAD else
+                                  f"no record list in the response (records: {self.records!r})")
+                        bad_pages.append((response.text[:1_000_000], reason))
+                        count = pager.size  # counts as a full page: the pages after it still come
+                        last_hash = ""
+                    else:
+                        pending.extend(records)
+                        count = len(records)
+                        total_seen += count
+                        last_hash = self._records_hash(body)
                     if body is _BAD and pager.type not in ("page", "offset"):
                         raise SourceError(
                             f"{redact(str(response.url))}: the page is not JSON, so the next "
                             "page cannot be found",
                             hint="the rows so far are committed; run again once the API is fixed")
-                    # an unreadable page counts as a full one: the pages after it still come
-                    pager.advance(response, body, pager.size if body is _BAD else page.count)
-                data = _concat(tables)
+                    pager.advance(response, body, count)
+                data, rejects = records_to_table(pending)
+                if bad_pages:
+                    page_rejects = pa.table({
+                        POSITION: pa.array(range(len(pending), len(pending) + len(bad_pages)),
+                                           pa.int64()),
+                        "raw": pa.array([raw for raw, _ in bad_pages], pa.string()),
+                        "reason": pa.array([reason for _, reason in bad_pages], pa.string()),
+                    }, schema=REJECTS_SCHEMA)
+                    rejects = page_rejects if rejects is None else pa.concat_tables(
+                        [rejects, page_rejects]).combine_chunks()
                 if self.since_field and data.num_rows and self.since_field in data.column_names:
                     top = pc.max(data[self.since_field]).as_py()
                     if top is not None:
@@ -442,8 +446,7 @@ class RestSource(Source):
                 else:
                     position = {"since": since, "run_since": run_since, "next": dict(pager.state),
                                 "max_seen": max_seen, "count": total_seen}
-                batch = Batch(data=data, rejects=_concat(rejects).combine_chunks() if rejects
-                              else None)
+                batch = Batch(data=data, rejects=rejects)
                 yield Extract(source=f"{redact(self.url)} {_where(start_state)}", key=key,
                               position=position, batches=[batch], unit="record",
                               meta={"pages": pages, "duplicate_pages": dup_pages})
@@ -502,25 +505,6 @@ class RestSource(Source):
             return ""
         return hashlib.sha1(orjson.dumps(records, default=str)).hexdigest()
 
-    def _page(self, response: httpx.Response, body: Any, first_pos: int) -> _Page:
-        digest = "" if body is _BAD else self._records_hash(body)
-        if body is _BAD:
-            reject = pa.table({POSITION: pa.array([first_pos], pa.int64()),
-                               "raw": pa.array([response.text[:1_000_000]]),
-                               "reason": pa.array([f"malformed JSON from {response.url}"])},
-                              schema=REJECTS_SCHEMA)
-            return _Page(None, reject, 1, digest)
-        records = find_records(body, self.records)
-        if records is None:
-            reject = pa.table({POSITION: pa.array([first_pos], pa.int64()),
-                               "raw": pa.array([response.text[:1_000_000]]),
-                               "reason": pa.array([f"no record list in the response "
-                                                   f"(records: {self.records!r})"])},
-                              schema=REJECTS_SCHEMA)
-            return _Page(None, reject, 1, digest)
-        table, rejects = records_to_table(records, first_pos=first_pos)
-        return _Page(table, rejects, len(records), digest)
-
 
 _BAD = object()
 _DUPLICATE = object()
@@ -533,40 +517,6 @@ def _later(a: Any, b: Any) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a > b
     return str(a) > str(b)
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """Pages to one table; a column whose type differs between pages becomes text."""
-    if not tables:
-        return pa.table({POSITION: pa.array([], pa.int64())})
-    if len(tables) == 1:
-        return tables[0]
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
-    types: dict[str, set[pa.DataType]] = {}
-    for t in tables:
-        for f in t.schema:
-            if not pa.types.is_null(f.type):
-                types.setdefault(f.name, set()).add(f.type)
-    clash = {name for name, found in types.items() if len(found) > 1}
-    log.warning("column_types_differ_between_pages", columns=sorted(clash), action="kept as text")
-    fixed = []
-    for t in tables:
-        for name in clash & set(t.column_names):
-            i = t.column_names.index(name)
-            t = t.set_column(i, name, _text(t[name]))
-        fixed.append(t)
-    return pa.concat_tables(fixed, promote_options="permissive")
-
-
-def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    try:
-        return col.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.chunked_array([pa.array([None if v is None else orjson.dumps(v).decode()
-                                           for v in col.to_pylist()], pa.string())])
 
 
 def _where(state: dict[str, Any]) -> str:
