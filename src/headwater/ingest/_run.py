@@ -85,18 +85,25 @@ def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: s
 
 
 def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = None) -> Run:
-    """Run the pipeline ``name`` declared in headwater.yaml and record the run."""
+    """Run the pipeline ``name`` declared in headwater.yaml and record the run.
+
+    Holds the pipeline's lock (the scheduler's), so two runs of one pipeline never overlap;
+    raises ``PipelineBusy`` if another process is running it.
+    """
+    from headwater.ingest._schedule import pipeline_lock
     from headwater.ingest.sources import build_source
 
     spec: PipelineSpec = project.pipeline(name)
-    store = open_store(project, spec.store)
-    try:
-        return ingest(build_source(spec.source, project), store, table=spec.table, pipeline=name,
-                      contract=load_contract(spec.contract, project.root), mode=spec.mode,
-                      primary_key=spec.primary_key or None, runs=run_store(project),
-                      progress=progress)
-    finally:
-        store.close()
+    source = build_source(spec.source, project)
+    contract = load_contract(spec.contract, project.root)
+    with pipeline_lock(project, name):
+        store = open_store(project, spec.store)
+        try:
+            return ingest(source, store, table=spec.table, pipeline=name, contract=contract,
+                          mode=spec.mode, primary_key=spec.primary_key or None,
+                          runs=run_store(project), progress=progress)
+        finally:
+            store.close()
 
 
 def replay_quarantine(store: Store, *, table: str, contract: Contract | None = None,

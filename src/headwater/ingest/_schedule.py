@@ -91,16 +91,29 @@ class Schedule:
 # ---------------------------------------------------------------- locks
 
 
+_held: set[tuple[str, str]] = set()  # (project root, pipeline) locks this process holds
+
+
 @contextmanager
 def pipeline_lock(project: Project, name: str) -> Iterator[None]:
-    """Hold the lock of pipeline ``name`` for the block; PipelineBusy if another run has it."""
+    """Hold the lock of pipeline ``name`` for the block; PipelineBusy if another run has it.
+
+    Re-entrant within one process: the scheduler holds it around ``run_pipeline``, which
+    takes it too.
+    """
+    key = (str(project.root), name)
+    if key in _held:
+        yield
+        return
     url = project.metadata.url.get_secret_value() if project.metadata.url else ""
-    if url.startswith(("postgresql", "postgres")):
-        with _advisory_lock(url, name):
+    lock = _advisory_lock(url, name) if url.startswith(("postgresql", "postgres")) else \
+        file_lock(project.state_dir / "locks" / f"{_safe(name)}.lock", name)
+    with lock:
+        _held.add(key)
+        try:
             yield
-    else:
-        with file_lock(project.state_dir / "locks" / f"{_safe(name)}.lock", name):
-            yield
+        finally:
+            _held.discard(key)
 
 
 @contextmanager

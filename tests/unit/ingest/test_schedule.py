@@ -150,7 +150,7 @@ def test_scheduler_runs_due_pipelines_and_skips_a_busy_one(tmp_path):
     assert scheduler.tick() == [("a", "succeeded"), ("b", "succeeded")]  # never run: now
     assert scheduler.tick() == []
     clock.now = dt.datetime(2026, 1, 1, 10, 10, tzinfo=UTC)
-    with pipeline_lock(project, "a"):  # someone else is running a
+    with file_lock(project.state_dir / "locks" / "a.lock", "a"):  # another process runs a
         assert scheduler.tick() == [("a", "busy")]
     clock.now = dt.datetime(2026, 1, 1, 11, 0, tzinfo=UTC)
     assert sorted(scheduler.tick()) == [("a", "succeeded"), ("b", "succeeded")]
@@ -203,3 +203,11 @@ def test_backfill_loads_windows_once(tmp_path):
                      end=parse_bound("2026-01-04"), step=parse_step("1d"))
     assert [r.rows_read for r in again] == [0, 0, 0]  # windows already loaded are skipped
     assert time.perf_counter() - start < 30
+
+
+def test_the_pipeline_lock_is_reentrant_in_one_process(tmp_path):
+    project = _project(tmp_path, "a: {table: a, source: {kind: files, path: a.csv}}\n")
+    lock_file = project.state_dir / "locks" / "a.lock"
+    with pipeline_lock(project, "a"), pipeline_lock(project, "a"), pytest.raises(PipelineBusy):
+        with file_lock(lock_file, "a"):  # another process (another open file) is refused
+            pass
