@@ -208,6 +208,6 @@ def test_backfill_loads_windows_once(tmp_path):
 def test_the_pipeline_lock_is_reentrant_in_one_process(tmp_path):
     project = _project(tmp_path, "a: {table: a, source: {kind: files, path: a.csv}}\n")
     lock_file = project.state_dir / "locks" / "a.lock"
-    with pipeline_lock(project, "a"), pipeline_lock(project, "a"), pytest.raises(PipelineBusy):
-        with file_lock(lock_file, "a"):  # another process (another open file) is refused
-            pass
+    with (pipeline_lock(project, "a"), pipeline_lock(project, "a"),
+          pytest.raises(PipelineBusy), file_lock(lock_file, "a")):  # another open file: refused
+        pass
