@@ -32,7 +32,7 @@ from headwater.monitor import Run, get_logger, metrics, run
 from headwater.store import RunStore, Store, Transaction
 
 if TYPE_CHECKING:
-    from headwater.ingest._contract import Checker, Contract
+    from headwater.ingest._contract import Checker, Contract, Typed
 
 log = get_logger(__name__)
 
@@ -194,20 +194,30 @@ class _Loader:
         return result
 
     def _load_batches(self, extract: Extract, tx: Transaction, result: ExtractResult) -> None:
-        """Check batch n + 1 on a background thread while this one writes batch n."""
-        with WorkAhead(extract.batches, self._check_batch, name="hw-check") as checked_batches:
+        """Three stages on three threads, in batch order: one types batch n + 2, one validates
+        batch n + 1, and this one writes batch n (Polars, pyarrow and DuckDB release the GIL)."""
+        with WorkAhead(extract.batches, self._type_batch, depth=1, name="hw-type") as typed, \
+                WorkAhead(typed, self._validate_batch, name="hw-check") as checked_batches:
             for checked in checked_batches:
                 self._store_batch(checked, extract, tx, result)
                 if self.progress is not None:
                     self.progress(extract.source, result.rows_read, extract.nbytes)
 
-    def _check_batch(self, batch: Batch) -> _CheckedBatch:
-        """Apply the contract to one batch (no store access: runs on the checking thread)."""
+    def _type_batch(self, batch: Batch) -> tuple[Batch, Typed | None]:
+        """Cleanse and type one batch (no store access: runs on the typing thread)."""
+        if batch.data.num_rows or batch.data.num_columns > 1:
+            return batch, self._checker(batch.data).typed(batch.data)
+        return batch, None
+
+    def _validate_batch(self, item: tuple[Batch, Typed | None]) -> _CheckedBatch:
+        """Apply the contract's rules to one typed batch (runs on the checking thread)."""
+        batch, typed = item
         checked = _CheckedBatch(batch)
         if batch.rejects is not None and batch.rejects.num_rows:
             checked.invalid_parts.append(rejects_as_invalid(batch.rejects))
-        if batch.data.num_rows or batch.data.num_columns > 1:
-            outcome = self._checker(batch.data).check(batch.data)
+        if typed is not None:
+            assert self.checker is not None  # set by _type_batch with the first batch
+            outcome = self.checker.validate(typed)
             checked.valid = outcome.valid
             checked.invalid_parts.append(outcome.invalid)
             checked.dropped = outcome.dropped
