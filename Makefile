@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 services:
 	scripts/services.sh start
+	scripts/browser.sh
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest
