@@ -8,7 +8,7 @@ read ends in exactly one place: the table, the quarantine, or the counted drops 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,44 @@ class _CheckedBatch:
 
 class ConservationError(HeadwaterError):
     """Rows went missing between read and write: a bug in headwater, never the user's fault."""
+
+
+#: Quarantine rows and child tables held while valid rows stream into the store; past this
+#: many bytes the insert ends, they are written, and a new insert takes the following batches.
+_HELD_BYTES = 256 << 20
+
+
+@dataclass
+class _Held:
+    """What waits for the end of an insert: failing rows and child tables, in batch order."""
+
+    invalid: list[pa.Table] = field(default_factory=list)
+    children: list[tuple[str, pa.Table]] = field(default_factory=list)
+    loaded: int = 0
+    quarantined: int = 0
+    nbytes: int = 0
+    exhausted: bool = False
+
+    def add(self, checked: _CheckedBatch, loaded: int) -> None:
+        self.loaded += loaded
+        for invalid in checked.invalid_parts:
+            if invalid.num_rows:
+                self.invalid.append(invalid)
+                self.quarantined += invalid.num_rows
+                self.nbytes += invalid.nbytes
+        for suffix, child in checked.batch.children.items():
+            self.children.append((suffix, child))
+            self.nbytes += child.nbytes
+
+
+def _conserve(extract: Extract, read: int, loaded: int, quarantined: int, dropped: int) -> None:
+    """Every row read is loaded, quarantined or dropped: anything else is a bug."""
+    if loaded + quarantined + dropped != read:
+        raise ConservationError(
+            f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
+            f"{quarantined} and dropped {dropped}",
+            hint="this is a bug in headwater; the load was rolled back. Please report it "
+            "with the log file under .headwater/logs/")
 
 
 def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = None,
@@ -198,10 +236,63 @@ class _Loader:
         batch n + 1, and this one writes batch n (Polars, pyarrow and DuckDB release the GIL)."""
         with WorkAhead(extract.batches, self._type_batch, depth=1, name="hw-type") as typed, \
                 WorkAhead(typed, self._validate_batch, name="hw-check") as checked_batches:
-            for checked in checked_batches:
-                self._store_batch(checked, extract, tx, result)
-                if self.progress is not None:
-                    self.progress(extract.source, result.rows_read, extract.nbytes)
+            if self.mode == "merge":  # each batch deletes the rows it replaces, then inserts
+                for checked in checked_batches:
+                    self._store_batch(checked, extract, tx, result)
+                    self._progress(extract, result)
+                return
+            batches = iter(checked_batches)
+            while True:  # one INSERT for the valid rows; quarantine and child tables after it
+                held = _Held()
+                loaded = tx.write_stream(self.table, self._valid_rows(batches, extract, result,
+                                                                      held), mode=self.mode)
+                self._store_held(held, loaded, extract, tx, result)
+                if held.exhausted:
+                    return
+
+    def _valid_rows(self, batches: Iterator[_CheckedBatch], extract: Extract,
+                    result: ExtractResult, held: _Held) -> Iterator[pa.Table]:
+        """Yield each batch's valid rows; hold its quarantine and child tables (the store is
+        busy with the insert). Stops early when what is held grows past ``_HELD_BYTES``."""
+        for checked in batches:
+            valid = checked.valid
+            loaded = valid.num_rows if valid is not None else 0
+            quarantined = sum(part.num_rows for part in checked.invalid_parts)
+            _conserve(extract, checked.batch.num_rows, loaded, quarantined, checked.dropped)
+            held.add(checked, loaded)
+            result.rows_read += checked.batch.num_rows
+            result.rows_dropped += checked.dropped
+            if valid is not None and (valid.num_rows or self.mode == "replace"):
+                yield valid
+            self._progress(extract, result)
+            if held.nbytes > _HELD_BYTES:
+                return
+        held.exhausted = True
+
+    def _store_held(self, held: _Held, loaded: int, extract: Extract, tx: Transaction,
+                    result: ExtractResult) -> None:
+        """After the insert: child tables, then the quarantine; check the insert's count."""
+        if loaded != held.loaded:
+            raise ConservationError(
+                f"{extract.source}: {held.loaded} valid rows were passed to the store but it "
+                f"wrote {loaded}", hint="this is a bug in headwater; the load was rolled back. "
+                "Please report it with the log file under .headwater/logs/")
+        result.rows_loaded += loaded
+        for suffix, child in held.children:
+            tx.write(f"{self.table}__{suffix}", child,
+                     mode="replace" if self.mode == "replace" else "append")
+        quarantined = sum(self._quarantine(invalid, extract, tx, result)
+                          for invalid in held.invalid)
+        if quarantined != held.quarantined:
+            raise ConservationError(
+                f"{extract.source}: {held.quarantined} failing rows were passed to the "
+                f"quarantine but it wrote {quarantined}", hint="this is a bug in headwater; the "
+                "load was rolled back. Please report it with the log file under .headwater/logs/")
+        result.rows_quarantined += quarantined
+
+    def _progress(self, extract: Extract, result: ExtractResult) -> None:
+        if self.progress is not None:
+            self.progress(extract.source, result.rows_read, extract.nbytes)
 
     def _type_batch(self, batch: Batch) -> tuple[Batch, Typed | None]:
         """Cleanse and type one batch (no store access: runs on the typing thread)."""
@@ -233,28 +324,27 @@ class _Loader:
         for suffix, child in checked.batch.children.items():
             tx.write(f"{self.table}__{suffix}", child,
                      mode="replace" if self.mode == "replace" else "append")
-        quarantined = 0
-        for invalid in checked.invalid_parts:
-            if invalid.num_rows == 0:
-                continue
-            rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
-                                   table=self.table, source=extract.source, unit=extract.unit,
-                                   first_id=self._next_id, origins=extract.meta.get("origins"))
-            self._next_id += rows.num_rows
-            quarantined += tx.quarantine(rows)
-            for rule, count in rule_counts(invalid).items():
-                result.rules[rule] = result.rules.get(rule, 0) + count
+        quarantined = sum(self._quarantine(invalid, extract, tx, result)
+                          for invalid in checked.invalid_parts)
         read, dropped = checked.batch.num_rows, checked.dropped
-        if loaded + quarantined + dropped != read:
-            raise ConservationError(
-                f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
-                f"{quarantined} and dropped {dropped}",
-                hint="this is a bug in headwater; the load was rolled back. Please report it "
-                "with the log file under .headwater/logs/")
+        _conserve(extract, read, loaded, quarantined, dropped)
         result.rows_read += read
         result.rows_loaded += loaded
         result.rows_quarantined += quarantined
         result.rows_dropped += dropped
+
+    def _quarantine(self, invalid: pa.Table, extract: Extract, tx: Transaction,
+                    result: ExtractResult) -> int:
+        """Quarantine one batch's failing rows (raw row, position, every rule and reason)."""
+        if invalid.num_rows == 0:
+            return 0
+        rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
+                               table=self.table, source=extract.source, unit=extract.unit,
+                               first_id=self._next_id, origins=extract.meta.get("origins"))
+        self._next_id += rows.num_rows
+        for rule, count in rule_counts(invalid).items():
+            result.rules[rule] = result.rules.get(rule, 0) + count
+        return tx.quarantine(rows)
 
     def _checker(self, sample: pa.Table) -> Checker:
         if self.checker is None:

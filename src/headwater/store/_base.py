@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -40,6 +40,14 @@ class Transaction(ABC):
     def write(self, table: str, data: pa.Table, *, mode: WriteMode = "append",
               primary_key: list[str] | None = None) -> int:
         """Write rows to ``table``; evolve its schema if needed. Returns rows written."""
+
+    def write_stream(self, table: str, tables: Iterable[pa.Table], *,
+                     mode: WriteMode = "append", primary_key: list[str] | None = None) -> int:
+        """Write a stream of tables to ``table``, as :meth:`write` would one by one (what each
+        writes is in ``mode``; ``replace`` replaces the table once per transaction). Returns
+        rows written. Stores that can insert a stream in one statement override this."""
+        return sum(self.write(table, data, mode=mode, primary_key=primary_key)
+                   for data in tables)
 
     @abstractmethod
     def quarantine(self, rows: pa.Table) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,48 @@ class _DuckDBTransaction(Transaction):
             self.con.unregister(_INCOMING)
         return data.num_rows
 
+    def write_stream(self, table: str, tables: Iterable[pa.Table], *,
+                     mode: WriteMode = "append", primary_key: list[str] | None = None) -> int:
+        """Insert a stream of tables with one ``INSERT … SELECT`` per run of one schema.
+
+        The first table of each run goes through :meth:`write` (it creates, replaces or evolves
+        the table); the rest of the run streams in through a RecordBatchReader, which DuckDB
+        inserts in parallel and in order. A table of another schema ends the run and starts the
+        next one. Merges are written table by table (each one deletes the rows it replaces).
+        """
+        if mode == "merge":
+            return super().write_stream(table, tables, mode=mode, primary_key=primary_key)
+        rest = iter(tables)
+        written = 0
+        head = next(rest, None)
+        while head is not None:
+            written += self.write(table, head, mode=mode, primary_key=primary_key)
+            run = _SameSchema(_prepared(head).schema, rest)
+            written += self._insert_run(table, run)
+            head = run.next_head
+        return written
+
+    def _insert_run(self, table: str, run: _SameSchema) -> int:
+        """Insert every table of ``run`` in one statement; returns rows inserted."""
+        existing = self._schema(table)
+        assert existing is not None  # the run's first table created it
+        casts = plan_evolution(table, existing, run.schema).cast
+        schema = pa.schema([pa.field(f.name, casts.get(f.name, f.type)) for f in run.schema])
+        reader = pa.RecordBatchReader.from_batches(schema, run.batches(casts))
+        self.con.register(_INCOMING, reader)
+        try:
+            self.con.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM {_INCOMING}")
+        except duckdb.Error:
+            # the transaction is aborted (its rollback drops the view); raise the stream's own
+            # error (a bad file, a bug) if it has one, not DuckDB's report of it
+            if run.error is not None:
+                raise run.error from None
+            raise
+        self.con.unregister(_INCOMING)
+        if run.error is not None:
+            raise run.error
+        return run.rows
+
     def _sql_type(self, column: str) -> str:
         rows = self.con.execute(f"DESCRIBE SELECT {quote(column)} FROM {_INCOMING}").fetchall()
         return rows[0][1]
@@ -222,3 +264,37 @@ class _DuckDBTransaction(Transaction):
         if ids:
             self.con.execute(f"UPDATE {QUARANTINE_TABLE} SET replayed_by = ? "
                              "WHERE id IN (SELECT unnest(?::VARCHAR[]))", [run_id, ids])
+
+
+def _prepared(data: pa.Table) -> pa.Table:
+    """Rows as :meth:`_DuckDBTransaction.write` stores them: no ``_hw_pos``, no null types."""
+    return prepare_rows(data.drop_columns([c for c in (POSITION,) if c in data.column_names]))
+
+
+class _SameSchema:
+    """The tables of a stream, prepared, up to the first one whose schema differs
+    (:attr:`next_head`, None at the end). Errors raised while streaming are kept in
+    :attr:`error`: DuckDB reports them as its own, without their type."""
+
+    def __init__(self, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+        self.schema = schema
+        self.tables = tables
+        self.rows = 0
+        self.next_head: pa.Table | None = None
+        self.error: BaseException | None = None
+
+    def batches(self, casts: dict[str, pa.DataType]) -> Iterator[pa.RecordBatch]:
+        try:
+            for data in self.tables:
+                prepared = _prepared(data)
+                if not prepared.schema.equals(self.schema):
+                    self.next_head = data
+                    return
+                for name, type_ in casts.items():
+                    index = prepared.schema.get_field_index(name)
+                    prepared = prepared.set_column(index, name, prepared[name].cast(type_))
+                self.rows += prepared.num_rows
+                yield from prepared.to_batches()
+        except BaseException as exc:
+            self.error = exc
+            raise
