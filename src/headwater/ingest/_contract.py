@@ -697,17 +697,16 @@ class Checker:
             raw = bad.select(pl.struct([pl.col(c).cast(pl.String) for c in raw_cols])
                              .struct.json_encode()).to_series()
         # rechunk: Polars 2.1 can panic formatting strings of a filtered multi-chunk column
-        sub = pl.concat([work.filter(invalid_mask), masks.filter(invalid_mask)],
-                        how="horizontal").rechunk()
         mask_names = masks.columns
-        named = sub.select(
-            pl.col(POSITION),
-            pl.concat_list([pl.when(pl.col(m)).then(pl.lit(r.name)) for m, r in
-                            zip(mask_names, rules, strict=True)]).list.drop_nulls().alias("rules"),
-            pl.concat_list([pl.when(pl.col(m)).then(r.reason.cast(pl.String)) for m, r in
-                            zip(mask_names, rules, strict=True)]).list.drop_nulls()
-            .alias("reasons"),
-        ).with_columns(raw.alias("raw")).select(POSITION, "raw", "rules", "reasons")
+        shown = {POSITION}.union(*(r.reason.meta.root_names() for r in rules))
+        sub = pl.concat([work.select([c for c in work.columns if c in shown])
+                         .filter(invalid_mask), masks.filter(invalid_mask)],
+                        how="horizontal").rechunk()
+        failures = _failures(sub, mask_names, rules)
+        named = sub.select(POSITION).with_row_index("row").join(
+            failures, on="row", how="left", maintain_order="left").select(
+            POSITION, raw.alias("raw"), pl.col("rules").fill_null([]),
+            pl.col("reasons").fill_null([]))
         return named.to_arrow().cast(INVALID_SCHEMA)
 
     def _track(self, valid: pl.DataFrame) -> None:
@@ -805,6 +804,26 @@ def _fallback(pending: pl.Series, col: _Column, skip: int | None, rows: int,
             todo = todo[~got]
             hits[i] = int(got.sum())
     return result, hits
+
+
+def _failures(sub: pl.DataFrame, mask_names: list[str], rules: list[RuleDef]) -> pl.DataFrame:
+    """Per failing row (``row``: its index in ``sub``), the rules it failed and one reason per
+    rule, both in rule order. Each reason is formatted only where its rule failed; the long
+    form (row, rule, reason) is then grouped, which is far cheaper than a list per row."""
+    texts = sub.select([pl.when(pl.col(m)).then(r.reason.cast(pl.String)).alias(str(i))
+                        for i, (m, r) in enumerate(zip(mask_names, rules, strict=True))])
+    flags = sub.select([pl.col(m).alias(str(i)) for i, m in enumerate(mask_names)])
+    long = pl.concat([
+        flags.with_row_index("row").unpivot(index="row", variable_name="k", value_name="failed"),
+        texts.unpivot(value_name="reason").select("reason"),
+    ], how="horizontal").filter(pl.col("failed"))
+    k = pl.col("k").cast(pl.Int64)
+    rule = k.replace_strict(list(range(len(rules))), [r.name for r in rules],
+                            return_dtype=pl.String)
+    # unpivot lists rule after rule, so a stable sort on the row keeps each row's rule order
+    return long.sort("row", maintain_order=True).group_by(
+        "row", maintain_order=True).agg(rule.alias("rules"),
+                                        pl.col("reason").drop_nulls().alias("reasons"))
 
 
 def _key_hash(columns: list[str]) -> pl.Expr:
