@@ -58,9 +58,10 @@ class ExtractResult:
 
 @dataclass
 class _CheckedBatch:
-    """One batch after the contract, waiting to be written."""
+    """One batch after the contract, waiting to be written (the rows as read are let go)."""
 
-    batch: Batch
+    read: int
+    children: dict[str, pa.Table] = field(default_factory=dict)
     valid: pa.Table | None = None
     invalid_parts: list[pa.Table] = field(default_factory=list)
     dropped: int = 0
@@ -93,7 +94,7 @@ class _Held:
                 self.invalid.append(invalid)
                 self.quarantined += invalid.num_rows
                 self.nbytes += invalid.nbytes
-        for suffix, child in checked.batch.children.items():
+        for suffix, child in checked.children.items():
             self.children.append((suffix, child))
             self.nbytes += child.nbytes
 
@@ -235,7 +236,7 @@ class _Loader:
         """Three stages on three threads, in batch order: one types batch n + 2, one validates
         batch n + 1, and this one writes batch n (Polars, pyarrow and DuckDB release the GIL)."""
         with WorkAhead(extract.batches, self._type_batch, depth=1, name="hw-type") as typed, \
-                WorkAhead(typed, self._validate_batch, name="hw-check") as checked_batches:
+                WorkAhead(typed, self._validate_batch, depth=1, name="hw-check") as checked_batches:
             if self.mode == "merge":  # each batch deletes the rows it replaces, then inserts
                 for checked in checked_batches:
                     self._store_batch(checked, extract, tx, result)
@@ -258,9 +259,9 @@ class _Loader:
             valid = checked.valid
             loaded = valid.num_rows if valid is not None else 0
             quarantined = sum(part.num_rows for part in checked.invalid_parts)
-            _conserve(extract, checked.batch.num_rows, loaded, quarantined, checked.dropped)
+            _conserve(extract, checked.read, loaded, quarantined, checked.dropped)
             held.add(checked, loaded)
-            result.rows_read += checked.batch.num_rows
+            result.rows_read += checked.read
             result.rows_dropped += checked.dropped
             if valid is not None and (valid.num_rows or self.mode == "replace"):
                 yield valid
@@ -303,7 +304,7 @@ class _Loader:
     def _validate_batch(self, item: tuple[Batch, Typed | None]) -> _CheckedBatch:
         """Apply the contract's rules to one typed batch (runs on the checking thread)."""
         batch, typed = item
-        checked = _CheckedBatch(batch)
+        checked = _CheckedBatch(batch.num_rows, batch.children)
         if batch.rejects is not None and batch.rejects.num_rows:
             checked.invalid_parts.append(rejects_as_invalid(batch.rejects))
         if typed is not None:
@@ -321,12 +322,12 @@ class _Loader:
         valid = checked.valid
         if valid is not None and (valid.num_rows or self.mode == "replace"):
             loaded = tx.write(self.table, valid, mode=self.mode, primary_key=self.primary_key)
-        for suffix, child in checked.batch.children.items():
+        for suffix, child in checked.children.items():
             tx.write(f"{self.table}__{suffix}", child,
                      mode="replace" if self.mode == "replace" else "append")
         quarantined = sum(self._quarantine(invalid, extract, tx, result)
                           for invalid in checked.invalid_parts)
-        read, dropped = checked.batch.num_rows, checked.dropped
+        read, dropped = checked.read, checked.dropped
         _conserve(extract, read, loaded, quarantined, dropped)
         result.rows_read += read
         result.rows_loaded += loaded
