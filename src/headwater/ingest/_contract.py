@@ -447,11 +447,16 @@ class Checker:
                 exprs.append(text.alias(PRE + name))
                 raw.append(name)
             first = parser.attempts[self._first.get(name, 0)]
-            parsed.append(_typed(first(pl.col(PRE + name)), col).alias(name))
+            # NaN to null once the column is typed: inside one eager expression Polars would
+            # parse the text twice (fill_nan reads its input for the test and for the value)
+            parsed.append(_typed(first(pl.col(PRE + name)), col, nan_to_null=False).alias(name))
             text_typed.append(name)
         exprs += [pl.col(c) for c in extras]
         exprs.append(pl.col(POSITION))
         work = frame.select(exprs).with_columns(parsed)
+        nan_cols = [n for n in cleaned_first + raw if _nan_is_null(self.contract.columns[n])]
+        if nan_cols:
+            work = work.with_columns(pl.col(n).fill_nan(None) for n in nan_cols)
         failed: list[pl.Series | pl.Expr] = [
             (pl.col(PRE + n).is_not_null() & pl.col(n).is_null()).alias(TYPE_FAILED + n)
             for n in text_typed if n not in raw]
@@ -769,11 +774,15 @@ def _falses(name: str, n: int) -> pl.Series:
     return pl.Series(name, np.zeros(n, dtype=bool))
 
 
-def _typed(e: pl.Expr, col: _Column) -> pl.Expr:
+def _typed(e: pl.Expr, col: _Column, *, nan_to_null: bool = True) -> pl.Expr:
     out = e.cast(col.parser.dtype, strict=False)
-    if col.parser.dtype == pl.Float64 and col.cleanse.default_nulls:
+    if nan_to_null and _nan_is_null(col):
         out = out.fill_nan(None)  # 'NaN' is a missing value, like 'N/A'
     return out
+
+
+def _nan_is_null(col: _Column) -> bool:
+    return col.parser.dtype == pl.Float64 and col.cleanse.default_nulls
 
 
 def _fallback(pending: pl.Series, col: _Column, skip: int | None, rows: int,
