@@ -327,22 +327,27 @@ def _ts_attempt(fmt: str, timezone: str) -> Attempt:
 
 def _iso_timestamp(timezone: str) -> Attempt:
     """ISO 8601 'YYYY-MM-DDTHH:MM:SS' with nothing, 'Z' or '+HH:MM' after it: the fast path
-    (a fixed-width parse and a time-of-day parse of the offset, no per-value format search)."""
+    (a fixed-width parse and a time-of-day parse of the offset, no per-value format search).
+
+    Each piece of text is cut and parsed once: an eager Polars expression computes a
+    sub-expression again wherever it is used."""
     def attempt(e: pl.Expr) -> pl.Expr:
         base = e.str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False,
                                                    time_unit="us")
-        tail = e.str.slice(19)  # '' (local time), 'Z' or '+HH:MM' / '-HH:MM'
-        sign = tail.str.slice(0, 1).replace_strict(["Z", "+", "-"], [0, -1, 1], default=None,
-                                                   return_dtype=pl.Int64)
-        offset = tail.str.slice(1).str.to_time("%H:%M", strict=False).to_physical() // 1000
-        shift = pl.when(tail == "Z").then(0).otherwise(sign * offset)
+        length = e.str.len_bytes()
+        local_time = length <= 19  # nothing after the seconds
+        zulu = (length == 20) & e.str.ends_with("Z")
+        sign = e.str.slice(19, 1).replace_strict(["Z", "+", "-"], [0, -1, 1], default=None,
+                                                 return_dtype=pl.Int64)
+        offset = e.str.slice(20).str.to_time("%H:%M", strict=False).to_physical() // 1000
+        if timezone == "UTC":  # local time is UTC: no shift
+            shift = pl.when(local_time | zulu).then(0).otherwise(sign * offset)
+            return (base.to_physical() + shift).cast(pl.Datetime("us", "UTC"))
+        shift = pl.when(zulu).then(0).otherwise(sign * offset)
         aware = (base.to_physical() + shift).cast(pl.Datetime("us", "UTC"))
-        if timezone == "UTC":
-            local = base.dt.replace_time_zone("UTC")
-        else:
-            local = base.dt.replace_time_zone(timezone, ambiguous="earliest",
-                                              non_existent="null").dt.convert_time_zone("UTC")
-        return pl.when(tail.str.len_bytes() == 0).then(local).otherwise(aware)
+        local = base.dt.replace_time_zone(timezone, ambiguous="earliest",
+                                          non_existent="null").dt.convert_time_zone("UTC")
+        return pl.when(local_time).then(local).otherwise(aware)
     return attempt
 
 
