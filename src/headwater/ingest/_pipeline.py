@@ -155,11 +155,11 @@ def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = N
                 _record(runs, current)
             raise
         loader.finish_report()
-        failed = [r for r in loader.results if r.status == "failed"]
+        failed = [r for r in loader.all_results if r.status == "failed"]
         if failed:
             current.status = "failed"
-            current.error = f"{len(failed)} of {len(loader.results)} extracts failed: " + "; ".join(
-                f"{r.source}: {r.error}" for r in failed[:5])
+            current.error = f"{len(failed)} of {len(loader.all_results)} extracts failed: " + \
+                "; ".join(f"{r.source}: {r.error}" for r in failed[:5])
     if runs is not None:
         _record(runs, current)
     return current
@@ -172,10 +172,24 @@ def _record(runs: RunStore, current: Run) -> None:
         log.error("run_record_failed", error=str(exc))
 
 
+@dataclass
+class _Ids:
+    """The next quarantine row number of a run, shared by the loaders of its tables."""
+
+    next: int = 0
+
+
 class _Loader:
+    """Loads the extracts meant for one table; routes those of other tables to sub-loaders.
+
+    A source that reads several tables (a SQL source with ``tables: [a, b]``) marks each extract
+    with ``meta["table_suffix"]``: its rows go to ``<table>_<suffix>``, with a contract inferred
+    for that table and the primary key the source reports, unless the pipeline names one.
+    """
+
     def __init__(self, store: Store, current: Run, *, pipeline: str, table: str,
                  contract: Contract | None, mode: WriteMode, primary_key: list[str] | None,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, ids: _Ids | None = None) -> None:
         self.store = store
         self.run = current
         self.pipeline = pipeline
@@ -187,26 +201,44 @@ class _Loader:
         self.checker: Checker | None = contract.checker() if contract is not None else None
         self.inferred = False
         self.results: list[ExtractResult] = []
-        self._next_id = 0
+        self.routes: dict[str, _Loader] = {}
+        self._ids = ids or _Ids()
 
     def load_all(self, source: Source) -> None:
         if self.mode == "replace":
             with self.store.transaction(self.pipeline, self.run.id) as tx:
                 tx.clear_state()
                 for extract in source.extracts(State()):
-                    result = self._load(extract, tx)
+                    result = self._route(extract)._load(extract, tx)
                     if result.status == "failed":
                         raise SourceError(f"{result.source}: {result.error}",
                                           hint="mode replace is all-or-nothing: fix or remove "
                                           "the file; the table was left as it was")
         else:
             for extract in source.extracts(self.store.state(self.pipeline)):
-                self._load(extract, None)
+                self._route(extract)._load(extract, None)
+
+    def _route(self, extract: Extract) -> _Loader:
+        suffix = extract.meta.get("table_suffix")
+        if not suffix:
+            return self
+        table = f"{self.table}_{suffix}"
+        if table not in self.routes:
+            self.routes[table] = _Loader(
+                self.store, self.run, pipeline=self.pipeline, table=table, contract=None,
+                mode=self.mode, primary_key=self.primary_key or extract.meta.get("primary_key"),
+                progress=self.progress, ids=self._ids)
+        return self.routes[table]
+
+    @property
+    def all_results(self) -> list[ExtractResult]:
+        """Results of this loader's extracts and of every routed table's."""
+        return self.results + [r for sub in self.routes.values() for r in sub.results]
 
     def _load(self, extract: Extract, shared_tx: Transaction | None) -> ExtractResult:
         result = ExtractResult(source=extract.source, nbytes=extract.nbytes)
         start = time.perf_counter()
-        first_id = self._next_id
+        first_id = self._ids.next
         checker_before = self.checker
         try:
             tx_context = nullcontext(shared_tx) if shared_tx is not None else \
@@ -222,7 +254,7 @@ class _Loader:
             # the extract alone fails; its rows were rolled back, the others go on
             result.status = "failed"
             result.error = exc.message
-            self._next_id = first_id
+            self._ids.next = first_id
             if self.inferred and checker_before is None:
                 self.checker, self.inferred = None, False
             log.error("extract_failed", source=extract.source, error=exc.message)
@@ -341,8 +373,8 @@ class _Loader:
             return 0
         rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
                                table=self.table, source=extract.source, unit=extract.unit,
-                               first_id=self._next_id, origins=extract.meta.get("origins"))
-        self._next_id += rows.num_rows
+                               first_id=self._ids.next, origins=extract.meta.get("origins"))
+        self._ids.next += rows.num_rows
         for rule, count in rule_counts(invalid).items():
             result.rules[rule] = result.rules.get(rule, 0) + count
         return tx.quarantine(rows)
@@ -381,9 +413,9 @@ class _Loader:
         report: dict[str, Any] = self.run.report
         report["table"] = self.table
         report["mode"] = self.mode
-        report["extracts"] = [vars(r) for r in self.results]
+        report["extracts"] = [vars(r) for r in self.all_results]
         rules: dict[str, int] = {}
-        for r in self.results:
+        for r in self.all_results:
             for rule, count in r.rules.items():
                 rules[rule] = rules.get(rule, 0) + count
         report["rules_failed"] = dict(sorted(rules.items(), key=lambda kv: -kv[1]))
@@ -392,6 +424,12 @@ class _Loader:
             report["table_rules"] = [_finding_dict(f) for f in findings]
             report["quality"] = self.checker.report.to_dict()
             report["contract_inferred"] = self.inferred
+        if self.routes:
+            report["tables"] = {
+                name: {"quality": sub.checker.report.to_dict() if sub.checker else None,
+                       "table_rules": [_finding_dict(f) for f in sub.checker.finish()]
+                       if sub.checker else []}
+                for name, sub in self.routes.items()}
         report["conservation"] = {
             "read": self.run.rows_read, "loaded": self.run.rows_loaded,
             "quarantined": self.run.rows_quarantined, "dropped": self.run.rows_dropped,
