@@ -795,10 +795,15 @@ def _fallback(pending: pl.Series, col: _Column, skip: int | None, rows: int,
     todo = np.flatnonzero(pending.is_not_null().to_numpy())
     if len(todo) <= min(_FEW, rows // 2):  # a few: every attempt at once, in one query
         frame = pending.gather(todo).to_frame("v")
-        tries = [_typed(a(pl.col("v")), col) for i, a in enumerate(parser.attempts) if i != skip]
+        # each attempt into its own column, NaN to null on the columns, then the first value
+        # read: in one eager expression fill_nan would evaluate every attempt's tree twice
+        tries = [_typed(a(pl.col("v")), col, nan_to_null=False).alias(f"a{i}")
+                 for i, a in enumerate(parser.attempts) if i != skip]
         if tries:
-            out = frame.select(pl.coalesce(tries)).to_series()
-            result.scatter(todo, out)
+            read = frame.select(tries)
+            if _nan_is_null(col):
+                read = read.select(pl.all().fill_nan(None))
+            result.scatter(todo, read.select(pl.coalesce(pl.all())).to_series())
         return result, hits
     for i, attempt in enumerate(parser.attempts):
         if not len(todo):

@@ -96,8 +96,11 @@ def hll_add(registers: np.ndarray, values: pl.Series) -> None:
     h = values.hash(_SEED).to_numpy()
     index = (h >> np.uint64(64 - HLL_BITS)).astype(np.intp)
     rest = (h & np.uint64((1 << (64 - HLL_BITS)) - 1)) | np.uint64(1)
-    # rank = leading zeros of the remaining bits + 1, read off the float exponent
-    rank = (64 - HLL_BITS + 1 - np.frexp(rest.astype(np.float64))[1]).astype(np.uint8)
+    # rank = leading zeros of the remaining bits + 1, read off the float exponent: rest has
+    # fewer than 53 bits, so as a float64 it is exact and its biased exponent (the top bits
+    # after the sign) is 1023 + floor(log2(rest)); a shift, where np.frexp costs 3x more
+    exponent = rest.astype(np.float64).view(np.uint64) >> np.uint64(52)
+    rank = (np.uint64(64 - HLL_BITS + 1023) - exponent).astype(np.uint8)
     np.maximum.at(registers, index, rank)
 
 
