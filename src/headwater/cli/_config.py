@@ -26,9 +26,8 @@ def check() -> None:
     from headwater.ingest._run import load_contract
 
     proj = project()
-    for name, spec in proj.pipelines.items():
+    for spec in proj.pipelines.values():
         load_contract(spec.contract, proj.root)  # raises with the file and line
-        del name
     table = Table(title=f"project {proj.project} ({proj.root})", header_style="bold cyan")
     for col in ("pipeline", "source", "table", "store", "mode", "contract", "schedule"):
         table.add_column(col)

@@ -93,7 +93,8 @@ def test_parquet_natural_types(tmp_path):
 
 
 def test_xlsx_first_sheet_and_missing_sheet(tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
+
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.title = "orders"

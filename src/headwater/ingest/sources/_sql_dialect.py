@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,24 @@ class Dialect(ABC):
                            hint="check the database is up and the url, user and grants in "
                            "headwater.yaml; the next run resumes from the last commit")
 
+    @contextmanager
+    def _reading(self, errors: type[BaseException] | tuple[type[BaseException], ...] = Exception
+                 ) -> Iterator[Any]:
+        """A connection for one read: driver ``errors`` become SourceError, and it is closed
+        (quietly) however the read ends, including a consumer that stops early."""
+        con = self.connect()
+        try:
+            yield con
+        except SourceError:
+            raise
+        except errors as exc:
+            raise self.error("read failed", exc) from None
+        finally:
+            try:
+                con.close()
+            except Exception:
+                log.debug("close_failed")
+
     def close(self) -> None:
         """Dispose of the metadata engine."""
         if self._engine is not None:
@@ -218,31 +237,20 @@ class PostgresDialect(Dialect):
     def read(self, sql: str, params: Sequence[Any] = (), *, batch_rows: int = 100_000,
              types: list[pa.DataType | None] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream through COPY; bound values travel as session settings, never pasted."""
-        con = self.connect()
-        try:
+        with self._reading() as con:
             cur = con.cursor()
-            try:
-                for i, value in enumerate(params):
-                    cur.execute("SELECT set_config($1, $2, false)",
-                                (f"headwater.p{i}", self.bind(value)))
-                    cur.fetchall()
-                cur.execute(sql)
-                reader = cur.fetch_record_batch()
-                empty = True
-                for batch in reader:
-                    empty = False
-                    yield pg_plain(batch)
-                if empty:  # an empty result still tells its column types
-                    yield pg_plain(pa.RecordBatch.from_pylist([], schema=reader.schema))
-            except SourceError:
-                raise
-            except Exception as exc:
-                raise self.error("read failed", exc) from None
-        finally:
-            try:
-                con.close()
-            except Exception:
-                log.debug("close_failed")
+            for i, value in enumerate(params):
+                cur.execute("SELECT set_config($1, $2, false)",
+                            (f"headwater.p{i}", self.bind(value)))
+                cur.fetchall()
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            empty = True
+            for batch in reader:
+                empty = False
+                yield pg_plain(batch)
+            if empty:  # an empty result still tells its column types
+                yield pg_plain(pa.RecordBatch.from_pylist([], schema=reader.schema))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement with real bound parameters (autocommit); small results only."""
@@ -311,31 +319,20 @@ class MySQLDialect(Dialect):
     def read(self, sql: str, params: Sequence[Any] = (), *, batch_rows: int = 100_000,
              types: list[pa.DataType | None] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream rows in batches of ``batch_rows``; Arrow types from the column descriptions."""
-        con = self.connect()
-        try:
+        with self._reading() as con:
             cur = con.cursor()
-            try:
-                cur.execute(sql, [self.bind(v) for v in params] or None)
-                fields = cur._result.fields if cur._result is not None else []
-                names = [d[0] for d in cur.description or []]
-                col_types = types or [
-                    mysql_type(f.type_code, f.length, f.scale, f.flags, f.charsetnr)
-                    for f in fields
-                ]
-                while True:
-                    rows = cur.fetchmany(batch_rows)
-                    if not rows:
-                        break
-                    yield rows_to_batch(rows, names, col_types, where=self.name)
-            except SourceError:
-                raise
-            except Exception as exc:
-                raise self.error("read failed", exc) from None
-        finally:
-            try:
-                con.close()
-            except Exception:
-                log.debug("close_failed")
+            cur.execute(sql, [self.bind(v) for v in params] or None)
+            fields = cur._result.fields if cur._result is not None else []
+            names = [d[0] for d in cur.description or []]
+            col_types = types or [
+                mysql_type(f.type_code, f.length, f.scale, f.flags, f.charsetnr)
+                for f in fields
+            ]
+            while True:
+                rows = cur.fetchmany(batch_rows)
+                if not rows:
+                    break
+                yield rows_to_batch(rows, names, col_types, where=self.name)
 
 
 # ---------------------------------------------------------------- SQLite
@@ -388,21 +385,15 @@ class SQLiteDialect(Dialect):
         """Stream rows in batches; types from the declared column types where given."""
         import sqlite3
 
-        con = self.connect()
-        try:
-            try:
-                cur = con.execute(sql, [self.bind(v) for v in params])
-                names = [d[0] for d in cur.description or []]
-                col_types = types or [None] * len(names)
-                while True:
-                    rows = cur.fetchmany(batch_rows)
-                    if not rows:
-                        break
-                    yield rows_to_batch(rows, names, col_types, where=self.name)
-            except sqlite3.Error as exc:
-                raise self.error("read failed", exc) from None
-        finally:
-            con.close()
+        with self._reading(sqlite3.Error) as con:
+            cur = con.execute(sql, [self.bind(v) for v in params])
+            names = [d[0] for d in cur.description or []]
+            col_types = types or [None] * len(names)
+            while True:
+                rows = cur.fetchmany(batch_rows)
+                if not rows:
+                    break
+                yield rows_to_batch(rows, names, col_types, where=self.name)
 
     def bind(self, value: Any) -> Any:
         """SQLite keeps timestamps as text: datetimes are bound as ``YYYY-MM-DD HH:MM:SS``."""
