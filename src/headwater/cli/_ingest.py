@@ -14,7 +14,7 @@ from rich.table import Table
 from headwater.cli._app import app, console, project
 from headwater.cli._render import quality_report, run_summary
 from headwater.ingest._pipeline import ProgressFn
-from headwater.monitor import Run, write_metrics
+from headwater.monitor import Run, publish_metrics
 
 ingest_app = typer.Typer(
     help="Load data: files now, or pipelines from headwater.yaml.\n\n"
@@ -52,8 +52,9 @@ def _finish(run: Run, *, show_quality: bool = True) -> None:
     if show_quality and quality:
         quality_report(console, quality)
     proj = project()
-    if proj.metrics.textfile_dir:
-        write_metrics(proj.path(proj.metrics.textfile_dir), f"ingest-{run.pipeline}")
+    textfiles = proj.metrics.textfile_dir
+    publish_metrics(f"ingest-{run.pipeline}", pushgateway=proj.metrics.pushgateway,
+                    textfile_dir=proj.path(textfiles) if textfiles else None)
     if run.status == "failed":
         raise typer.Exit(1)
 

@@ -2,7 +2,7 @@
 
 from headwater.monitor import _metrics as metrics
 from headwater.monitor._logging import configure_logging, get_logger, redact, register_secret
-from headwater.monitor._metrics import push_metrics, write_metrics
+from headwater.monitor._metrics import publish_metrics, push_metrics, write_metrics
 from headwater.monitor._run import Run, new_run_id, run
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "get_logger",
     "metrics",
     "new_run_id",
+    "publish_metrics",
     "push_metrics",
     "redact",
     "register_secret",

@@ -57,3 +57,12 @@ def push_metrics(gateway: str, job: str) -> None:
     from prometheus_client import push_to_gateway
 
     push_to_gateway(gateway, job=job, registry=REGISTRY)
+
+
+def publish_metrics(job: str, *, textfile_dir: str | Path | None,
+                    pushgateway: str | None) -> None:
+    """Write the metrics textfile and/or push to a Pushgateway, as headwater.yaml says."""
+    if textfile_dir:
+        write_metrics(textfile_dir, job)
+    if pushgateway:
+        push_metrics(pushgateway, job)
