@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +65,15 @@ class _Parsed:
     rejects: list[tuple[int, str, str]] = field(default_factory=list)
     lines: int = 0
     transcode: bool = False
+
+
+class _Invalid(NamedTuple):
+    """A record the parser skipped: its 0-based number among the chunk's non-empty records."""
+
+    record: int
+    expected: int
+    actual: int
+    text: str
 
 
 class _Transcode(Exception):
@@ -240,12 +250,13 @@ class _CsvReader:
             line0 += cut_line + 1
         return _merge(parts, self._empty())
 
-    def _even(self, buf: bytes) -> _Parsed:
-        """Parse whole records; rejects are located by their text, positions by line."""
-        found: list[tuple[int, int, str]] = []
+    def _even(self, buf: bytes | bytearray) -> _Parsed:
+        """Parse whole records; rejects are placed by their record number, rows by line."""
+        found: list[_Invalid] = []
 
         def invalid(row: pacsv.InvalidRow) -> str:
-            found.append((row.expected_columns, row.actual_columns, row.text))
+            found.append(_Invalid(row.number - 1, row.expected_columns, row.actual_columns,
+                                  row.text))
             return "skip"
 
         try:
@@ -266,32 +277,23 @@ class _CsvReader:
         a = np.frombuffer(buf, np.uint8)
         lines = int(np.count_nonzero(a == NEWLINE)) + (0 if buf.endswith(b"\n") else 1)
         records = table.num_rows + len(found)
-        if records == lines and not any("\n" in text for _, _, text in found):
-            return self._one_record_per_line(buf, table, found, lines)
-        return self._by_record_scan(buf, a, table, found, lines)
+        if not _numbered(found, records):  # the parser did not say where: keep the counts right
+            log.warning("csv_reject_not_located", file=str(self.path))
+            return self._approximate(table, found, lines)
+        if records == lines and not any("\n" in f.text for f in found):
+            return self._one_record_per_line(table, found, lines)
+        return self._by_record_scan(a, table, found, lines)
 
-    def _one_record_per_line(self, buf: bytes, table: pa.Table,
-                             found: list[tuple[int, int, str]], lines: int) -> _Parsed:
-        if not found:
-            return _Parsed(_with_position(table, np.arange(lines, dtype=np.int64)), [], lines)
+    def _one_record_per_line(self, table: pa.Table, found: list[_Invalid],
+                             lines: int) -> _Parsed:
+        """Record *i* is line *i*: rows and rejects are placed without looking at the bytes."""
         keep = np.ones(lines, dtype=bool)
-        rejects = []
-        pos = counted = line = 0
-        for expected, actual, text in found:
-            raw = text.encode("utf-8")
-            at = _find_line(buf, raw, pos)
-            if at < 0:  # cannot place it: keep the row count right, positions approximate
-                log.warning("csv_reject_not_located", file=str(self.path))
-                return self._approximate(table, found, lines)
-            line += buf.count(b"\n", counted, at)
-            keep[line] = False
-            rejects.append((line, text, _field_reason(expected, actual)))
-            pos = at + len(raw)
-            counted = at
+        keep[[f.record for f in found]] = False
+        rejects = [(f.record, f.text, _field_reason(f.expected, f.actual)) for f in found]
         return _Parsed(_with_position(table, np.flatnonzero(keep)), rejects, lines)
 
-    def _by_record_scan(self, buf: bytes, a: np.ndarray, table: pa.Table,
-                        found: list[tuple[int, int, str]], lines: int) -> _Parsed:
+    def _by_record_scan(self, a: np.ndarray, table: pa.Table, found: list[_Invalid],
+                        lines: int) -> _Parsed:
         """Quoted newlines or blank lines: find each record's first line with NumPy."""
         starts, first_lines = _record_starts(a)
         if len(starts) != table.num_rows + len(found):
@@ -300,16 +302,11 @@ class _CsvReader:
         is_reject = np.zeros(len(starts), dtype=bool)
         rejects: list[tuple[int, str, str]] = []
         extra: list[_Parsed] = []
-        pos = 0
-        for expected, actual, text in found:
+        for f in found:
+            expected, actual, text = f.expected, f.actual, f.text
             raw = text.encode("utf-8")
-            at = _find_record(buf, raw, pos, starts)
-            if at < 0:
-                log.warning("csv_reject_not_located", file=str(self.path))
-                return self._approximate(table, found, lines)
-            index = int(np.searchsorted(starts, at))
-            is_reject[index] = True
-            line = int(first_lines[index])
+            is_reject[f.record] = True
+            line = int(first_lines[f.record])
             spread = raw.count(b"\n")
             again = None
             if spread >= MAX_RECORD_LINES:
@@ -325,7 +322,6 @@ class _CsvReader:
             if not extra or extra[-1] is not again:
                 where = f" (a record over lines {line + 1}-{line + 1 + spread})" if spread else ""
                 rejects.append((line, text, _field_reason(expected, actual) + where))
-            pos = at + len(raw)
         data = _with_position(table, first_lines[~is_reject].astype(np.int64))
         parsed = _Parsed(data, rejects, lines)
         if not extra:
@@ -336,12 +332,12 @@ class _CsvReader:
         merged.lines = lines
         return merged
 
-    def _approximate(self, table: pa.Table, found: list[tuple[int, int, str]],
-                     lines: int) -> _Parsed:
+    def _approximate(self, table: pa.Table, found: list[_Invalid], lines: int) -> _Parsed:
         """Positions by record number when lines cannot be matched (e.g. CR-only newlines)."""
         n = table.num_rows
         data = _with_position(table, np.arange(n, dtype=np.int64))
-        rejects = [(n + i, text, _field_reason(e, a)) for i, (e, a, text) in enumerate(found)]
+        rejects = [(n + i, f.text, _field_reason(f.expected, f.actual))
+                   for i, f in enumerate(found)]
         return _Parsed(data, rejects, lines)
 
     def _not_utf8(self, buf: bytes) -> _Parsed:
@@ -384,20 +380,18 @@ class _CsvReader:
 
 
 def _chunks(stream: RawReader | Utf8Blocks, first: bytes,
-            block: int) -> Iterator[tuple[bytes, bool]]:
+            block: int) -> Iterator[tuple[bytearray, bool]]:
     """Chunks of whole records: cut after a newline with an even number of quotes before it.
 
-    Yields ``(chunk, even)``; ``even`` is False when the chunk may hold an unclosed quote.
+    Yields ``(chunk, even)``; ``even`` is False when the chunk may hold an unclosed quote. Each
+    chunk is a buffer of its own, filled by ``readinto``: the file's bytes are copied once, and
+    only the partial record after a cut is carried over to the next chunk.
     """
-    buf = first
+    buf = bytearray(first)
     eof = False
     while True:
-        while len(buf) < block and not eof:
-            more = stream.read(block)
-            if more:
-                buf += more
-            else:
-                eof = True
+        if len(buf) < block and not eof:
+            buf, eof = _fill(stream, buf, block - len(buf))
         if not buf:
             return
         cut = _cut(buf)
@@ -408,18 +402,32 @@ def _chunks(stream: RawReader | Utf8Blocks, first: bytes,
                 cut = buf.rfind(b"\n") + 1 if not eof else len(buf)
                 cut = cut or len(buf)
             else:
-                more = stream.read(block)
-                if more:
-                    buf += more
-                else:
-                    eof = True
+                buf, eof = _fill(stream, buf, block)
                 continue
         if eof and cut < len(buf):
             # The tail after the last even cut holds an unclosed quote: give it all to the
             # parser, which rejects the opening line and reads the lines after it again.
             cut, even = len(buf), False
-        yield buf[:cut], even
-        buf = buf[cut:]
+        rest = buf[cut:]
+        del buf[cut:]
+        yield buf, even
+        buf = rest
+
+
+def _fill(stream: RawReader | Utf8Blocks, head: bytearray, size: int) -> tuple[bytearray, bool]:
+    """A new buffer: ``head``, then up to ``size`` bytes of ``stream``; and whether it ended."""
+    buf = bytearray(len(head) + size)
+    buf[:len(head)] = head
+    filled, eof = len(head), False
+    with memoryview(buf) as view:
+        while filled < len(buf):
+            n = stream.readinto(view[filled:])
+            if not n:
+                eof = True
+                break
+            filled += n
+    del buf[filled:]
+    return buf, eof
 
 
 def _cut(buf: bytes) -> int:
@@ -479,30 +487,10 @@ def _record_starts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts[keep], first_lines[keep]
 
 
-def _find_line(buf: bytes, text: bytes, pos: int) -> int:
-    """Offset of the line equal to ``text`` at or after ``pos`` (-1 if none)."""
-    while True:
-        at = buf.find(text, pos)
-        if at < 0:
-            return -1
-        end = at + len(text)
-        if (at == 0 or buf[at - 1] == NEWLINE) and (end == len(buf) or buf[end] in (10, 13)):
-            return at
-        pos = at + 1
-
-
-def _find_record(buf: bytes, text: bytes, pos: int, starts: np.ndarray) -> int:
-    """Offset of the record equal to ``text`` at or after ``pos`` (-1 if none)."""
-    while True:
-        at = buf.find(text, pos)
-        if at < 0:
-            return -1
-        index = int(np.searchsorted(starts, at))
-        end = at + len(text)
-        if index < len(starts) and starts[index] == at and \
-                (end == len(buf) or buf[end] in (10, 13)):
-            return at
-        pos = at + 1
+def _numbered(found: list[_Invalid], records: int) -> bool:
+    """True if every reject carries its record number, in order and within the chunk."""
+    numbers = [f.record for f in found]
+    return all(0 <= n < records for n in numbers) and numbers == sorted(set(numbers))
 
 
 def _field_reason(expected: int, actual: int) -> str:

@@ -8,6 +8,7 @@ import gzip
 import lzma
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,8 +55,23 @@ class RawReader:
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` decompressed bytes; ``b""`` at the end of the file."""
-        try:
+        with self._reading():
             data = self._stream.read(size)
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with the next decompressed bytes (no copy); 0 at the end of the file."""
+        with self._reading():
+            n = self._stream.readinto(view)  # type: ignore[attr-defined]
+        self.consumed += n
+        return n
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Decompression errors as ``FileFormatError`` (where, and what to do)."""
+        try:
+            yield
         except _DECOMPRESS_ERRORS as exc:
             raise FileFormatError(
                 f"{self.path}: the {self.compression or 'file'} data is corrupt or truncated "
@@ -71,8 +87,6 @@ class RawReader:
                     hint="fetch the file again; the other files of this run still load",
                 ) from exc
             raise
-        self.consumed += len(data)
-        return data
 
     def close(self) -> None:
         """Close the underlying file."""
@@ -117,6 +131,7 @@ class Utf8Blocks:
         self.encoding = encoding
         self._skip = bom
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._pending = b""  # read but not yet handed out by readinto
         if not _is_utf8(encoding):
             self._decoder = _decoder(encoding)
 
@@ -149,6 +164,15 @@ class Utf8Blocks:
         encoded = text.encode("utf-8")
         # A block may decode to nothing (a split multi-byte character): read on.
         return encoded if encoded else self.read(size)
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with the next UTF-8 bytes; 0 at the end."""
+        if not self._pending:
+            self._pending = self.read(len(view))
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
     def switch_to(self, encoding: str) -> None:
         """Decode the rest of the file as ``encoding`` (a single-byte encoding)."""
