@@ -191,6 +191,10 @@ def test_unchanged_file_is_skipped_changed_file_is_read(tmp_path):
     assert extract.key == str(path.resolve())
     assert extract.position["format"] == "csv" and extract.position["bytes"] == 4
     assert extract.unit == "line"
+    # a file never loaded is hashed while it is read: the digest is there once it is read
+    assert extract.position["sha256"] is None
+    list(extract.batches)
+    assert len(extract.position["sha256"]) == 64
     state = State({extract.key: extract.position})
     assert list(source.extracts(state)) == []
     path.write_text("a\n1\n2\n")

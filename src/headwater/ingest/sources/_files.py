@@ -6,6 +6,7 @@ import glob
 import hashlib
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,29 +125,31 @@ class FileSource(Source):
         Errors in a file's content are raised when its batches are iterated, so a pipeline can
         fail that file alone.
         """
-        for shown, path in self.files():
-            key = str(path)
-            started = time.perf_counter()
-            digest, size = file_sha256(path)
-            seconds = time.perf_counter() - started
-            log.debug("file_hashed", file=shown, bytes=size, seconds=round(seconds, 4),
-                      mib_per_s=round(size / 2**20 / seconds, 1) if seconds else None)
-            done = state.get(key)
-            if done is not None and done.get("sha256") == digest:
-                log.info("file_skipped_unchanged", file=shown, sha256=digest[:12],
-                         reason="already loaded with the same content")
-                continue
-            if done is not None:
-                log.info("file_changed", file=shown, sha256=digest[:12],
-                         previous=str(done.get("sha256", ""))[:12])
-            detected, problem = self._detect(path)
-            position: dict[str, Any] = {"sha256": digest, "bytes": size,
-                                        "format": detected.format if detected else "unknown"}
-            meta = _meta(detected)
-            yield Extract(
-                source=shown, key=key, position=position,
-                batches=_Batches(self, path, shown, detected, problem),
-                unit=detected.unit if detected else "record", nbytes=size, meta=meta)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-hash") as hashing:
+            for shown, path in self.files():
+                key = str(path)
+                done = state.get(key)
+                digest: str | None = None
+                pending: Future[tuple[str, int]] | None = None
+                if done is None:  # never loaded: the digest is computed while the file is read
+                    pending, size = hashing.submit(_timed_sha256, path, shown), path.stat().st_size
+                else:
+                    digest, size = _timed_sha256(path, shown)
+                    if done.get("sha256") == digest:
+                        log.info("file_skipped_unchanged", file=shown, sha256=digest[:12],
+                                 reason="already loaded with the same content")
+                        continue
+                    log.info("file_changed", file=shown, sha256=digest[:12],
+                             previous=str(done.get("sha256", ""))[:12])
+                detected, problem = self._detect(path)
+                position: dict[str, Any] = {"sha256": digest, "bytes": size,
+                                            "format": detected.format if detected else "unknown"}
+                batches = _Batches(self, path, shown, detected, problem)
+                if pending is not None:
+                    batches.then_record(pending, position)
+                yield Extract(source=shown, key=key, position=position, batches=batches,
+                              unit=detected.unit if detected else "record", nbytes=size,
+                              meta=_meta(detected))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -190,11 +193,25 @@ class _Batches:
         self.detected = detected
         self.problem = problem
 
+        self._digest: Future[tuple[str, int]] | None = None
+        self._position: dict[str, Any] = {}
+
+    def then_record(self, digest: Future[tuple[str, int]], position: dict[str, Any]) -> None:
+        """Once every batch is read, put the file's digest (computed meanwhile) in ``position``."""
+        self._digest, self._position = digest, position
+
     def __iter__(self) -> Iterator[Batch]:
         if self.problem is not None:
             raise self.problem
         assert self.detected is not None  # set whenever problem is None
-        return _guarded(self.path, _reader(self.source, self.path, self.detected))
+        yield from _guarded(self.path, _reader(self.source, self.path, self.detected))
+        if self._digest is not None:
+            self._position["sha256"], size = self._digest.result()
+            if size != self._position["bytes"]:
+                raise SourceError(f"{self.path}: the file changed while it was read "
+                                  f"({self._position['bytes']:,} bytes, then {size:,})",
+                                  hint="load files once they are complete (write them under "
+                                       "another name, then rename); run again")
 
 
 def _reader(source: FileSource, path: Path, detected: Detected) -> Iterator[Batch]:
@@ -242,6 +259,15 @@ def _guarded(path: Path, batches: Iterator[Batch]) -> Iterator[Batch]:
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})",
                           hint="check that the file exists and is readable") from exc
+
+
+def _timed_sha256(path: Path, shown: str) -> tuple[str, int]:
+    started = time.perf_counter()
+    digest, size = file_sha256(path)
+    seconds = time.perf_counter() - started
+    log.debug("file_hashed", file=shown, bytes=size, seconds=round(seconds, 4),
+              mib_per_s=round(size / 2**20 / seconds, 1) if seconds else None)
+    return digest, size
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
