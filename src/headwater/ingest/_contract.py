@@ -374,7 +374,9 @@ class Checker:
         report.count_columns(per_column, checked)
         report.describe(valid)
         self._track(valid)
-        return Checked(valid.to_arrow(), invalid, original.height - checked)
+        # Arrow's view layout is Polars' own: no copy of the text (every store reads it)
+        return Checked(valid.to_arrow(compat_level=pl.CompatLevel.newest()), invalid,
+                       original.height - checked)
 
     # ------------------------------------------------------------------ steps
     def _rename(self, frame: pl.DataFrame) -> pl.DataFrame:

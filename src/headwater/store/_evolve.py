@@ -42,8 +42,8 @@ def plan_evolution(table: str, existing: pa.Schema, incoming: pa.Schema) -> Evol
         if old is None:
             type_ = pa.string() if pa.types.is_null(new.type) else new.type
             plan.add.append(pa.field(new.name, type_))
-        elif old.type.equals(new.type):
-            continue
+        elif old.type.equals(new.type) or (_text(old.type) and _text(new.type)):
+            continue  # every store takes any of Arrow's three text layouts as its text type
         elif pa.types.is_null(new.type) or _lossless(new.type, old.type):
             plan.cast[new.name] = old.type
         elif _lossless(old.type, new.type):
@@ -78,8 +78,11 @@ def _lossless(src: pa.DataType, dst: pa.DataType) -> bool:
         return True
     if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
         return src.tz == dst.tz or (src.tz is None) == (dst.tz is None)
-    if pa.types.is_string(src) and pa.types.is_large_string(dst):
-        return True
-    if pa.types.is_large_string(src) and pa.types.is_string(dst):
+    if _text(src) and _text(dst):
         return True
     return pa.types.is_dictionary(src) and _lossless(src.value_type, dst)
+
+
+def _text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_) \
+        or pa.types.is_string_view(type_)
