@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import POSITION, REJECTS_SCHEMA, Batch, Extract, Source, SourceError, State
+from headwater.ingest._ahead import WorkAhead
 from headwater.ingest.sources._http import (
     RateLimiter,
     RetryPolicy,
@@ -345,7 +346,12 @@ class RestSource(Source):
         return f"{self.method} {self.url}#{digest}"
 
     def extracts(self, state: State) -> Iterator[Extract]:
-        """Groups of pages, each with the position after it."""
+        """Groups of pages, each with the position after it. The next group is fetched on a
+        background thread while the pipeline loads this one, so the API sets the pace."""
+        with WorkAhead(self._groups(state), _same, depth=1, name="hw-rest") as groups:
+            yield from groups
+
+    def _groups(self, state: State) -> Iterator[Extract]:
         key = self.key
         previous = dict(state.get(key) or {})
         since = previous.get("since", self.since_initial)
@@ -508,6 +514,10 @@ class RestSource(Source):
 
 _BAD = object()
 _DUPLICATE = object()
+
+
+def _same(extract: Extract) -> Extract:
+    return extract
 
 
 def _later(a: Any, b: Any) -> bool:
