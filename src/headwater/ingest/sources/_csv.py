@@ -234,7 +234,7 @@ class _CsvReader:
         line0 = 0
         while buf:
             a = np.frombuffer(buf, np.uint8)
-            if even or np.count_nonzero(a == QUOTE) % 2 == 0:
+            if even or _count(a, QUOTE) % 2 == 0:
                 parts.append(_shift(self._even(buf), line0))
                 break
             cut, cut_line = _last_even_boundary(a)
@@ -275,7 +275,7 @@ class _CsvReader:
             raise FileFormatError(f"{self.path}: cannot parse as CSV ({exc})",
                                   hint="check the delimiter and quoting, or set format:") from exc
         a = np.frombuffer(buf, np.uint8)
-        lines = int(np.count_nonzero(a == NEWLINE)) + (0 if buf.endswith(b"\n") else 1)
+        lines = _count(a, NEWLINE) + (0 if buf.endswith(b"\n") else 1)
         records = table.num_rows + len(found)
         if not _numbered(found, records):  # the parser did not say where: keep the counts right
             log.warning("csv_reject_not_located", file=str(self.path))
@@ -444,9 +444,16 @@ def _cut(buf: bytes) -> int:
     return cut
 
 
-def _quotes(buf: bytes) -> int:
-    """Number of double quotes in ``buf`` (NumPy: fast, and the GIL is released)."""
-    return int(np.count_nonzero(np.frombuffer(buf, np.uint8) == QUOTE))
+def _quotes(buf: bytes | bytearray) -> int:
+    """Number of double quotes in ``buf``."""
+    return _count(np.frombuffer(buf, np.uint8), QUOTE)
+
+
+def _count(a: np.ndarray, byte: int) -> int:
+    """How often ``byte`` occurs in ``a``: NumPy (the GIL is released) on 1 MiB pieces, whose
+    masks stay in the CPU cache (2-3x faster than one mask of the whole chunk)."""
+    step = 1 << 20
+    return sum(int(np.count_nonzero(a[i:i + step] == byte)) for i in range(0, len(a), step))
 
 
 def _last_even_boundary(a: np.ndarray) -> tuple[int, int]:
