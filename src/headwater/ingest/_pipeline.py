@@ -7,6 +7,7 @@ read ends in exactly one place: the table, the quarantine, or the counted drops 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -58,13 +59,19 @@ class ExtractResult:
 
 @dataclass
 class _CheckedBatch:
-    """One batch after the contract, waiting to be written (the rows as read are let go)."""
+    """One batch after the contract, waiting to be written (the rows as read are let go):
+    valid rows, and failing rows already in the quarantine's shape, with counts per rule."""
 
     read: int
     children: dict[str, pa.Table] = field(default_factory=dict)
     valid: pa.Table | None = None
-    invalid_parts: list[pa.Table] = field(default_factory=list)
+    quarantine: list[pa.Table] = field(default_factory=list)
+    rules: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
+
+    @property
+    def quarantined(self) -> int:
+        return sum(rows.num_rows for rows in self.quarantine)
 
 
 class ConservationError(HeadwaterError):
@@ -78,9 +85,9 @@ _HELD_BYTES = 256 << 20
 
 @dataclass
 class _Held:
-    """What waits for the end of an insert: failing rows and child tables, in batch order."""
+    """What waits for the end of an insert: quarantine rows and child tables, in batch order."""
 
-    invalid: list[pa.Table] = field(default_factory=list)
+    quarantine: list[pa.Table] = field(default_factory=list)
     children: list[tuple[str, pa.Table]] = field(default_factory=list)
     loaded: int = 0
     quarantined: int = 0
@@ -89,11 +96,10 @@ class _Held:
 
     def add(self, checked: _CheckedBatch, loaded: int) -> None:
         self.loaded += loaded
-        for invalid in checked.invalid_parts:
-            if invalid.num_rows:
-                self.invalid.append(invalid)
-                self.quarantined += invalid.num_rows
-                self.nbytes += invalid.nbytes
+        for rows in checked.quarantine:
+            self.quarantine.append(rows)
+            self.quarantined += rows.num_rows
+            self.nbytes += rows.nbytes
         for suffix, child in checked.children.items():
             self.children.append((suffix, child))
             self.nbytes += child.nbytes
@@ -267,8 +273,9 @@ class _Loader:
     def _load_batches(self, extract: Extract, tx: Transaction, result: ExtractResult) -> None:
         """Three stages on three threads, in batch order: one types batch n + 2, one validates
         batch n + 1, and this one writes batch n (Polars, pyarrow and DuckDB release the GIL)."""
+        validate = functools.partial(self._validate_batch, extract)
         with WorkAhead(extract.batches, self._type_batch, depth=1, name="hw-type") as typed, \
-                WorkAhead(typed, self._validate_batch, depth=1, name="hw-check") as checked_batches:
+                WorkAhead(typed, validate, depth=1, name="hw-check") as checked_batches:
             if self.mode == "merge":  # each batch deletes the rows it replaces, then inserts
                 for checked in checked_batches:
                     self._store_batch(checked, extract, tx, result)
@@ -290,9 +297,9 @@ class _Loader:
         for checked in batches:
             valid = checked.valid
             loaded = valid.num_rows if valid is not None else 0
-            quarantined = sum(part.num_rows for part in checked.invalid_parts)
-            _conserve(extract, checked.read, loaded, quarantined, checked.dropped)
+            _conserve(extract, checked.read, loaded, checked.quarantined, checked.dropped)
             held.add(checked, loaded)
+            _add_rules(result, checked.rules)
             result.rows_read += checked.read
             result.rows_dropped += checked.dropped
             if valid is not None and (valid.num_rows or self.mode == "replace"):
@@ -314,8 +321,7 @@ class _Loader:
         for suffix, child in held.children:
             tx.write(f"{self.table}__{suffix}", child,
                      mode="replace" if self.mode == "replace" else "append")
-        quarantined = sum(self._quarantine(invalid, extract, tx, result)
-                          for invalid in held.invalid)
+        quarantined = sum(tx.quarantine(rows) for rows in held.quarantine)
         if quarantined != held.quarantined:
             raise ConservationError(
                 f"{extract.source}: {held.quarantined} failing rows were passed to the "
@@ -333,18 +339,25 @@ class _Loader:
             return batch, self._checker(batch.data).typed(batch.data)
         return batch, None
 
-    def _validate_batch(self, item: tuple[Batch, Typed | None]) -> _CheckedBatch:
-        """Apply the contract's rules to one typed batch (runs on the checking thread)."""
+    def _validate_batch(self, extract: Extract,
+                        item: tuple[Batch, Typed | None]) -> _CheckedBatch:
+        """Apply the contract's rules to one typed batch; shape its failing rows for the
+        quarantine (runs on the checking thread)."""
         batch, typed = item
         checked = _CheckedBatch(batch.num_rows, batch.children)
+        invalid_parts = []
         if batch.rejects is not None and batch.rejects.num_rows:
-            checked.invalid_parts.append(rejects_as_invalid(batch.rejects))
+            invalid_parts.append(rejects_as_invalid(batch.rejects))
         if typed is not None:
             assert self.checker is not None  # set by _type_batch with the first batch
             outcome = self.checker.validate(typed)
             checked.valid = outcome.valid
-            checked.invalid_parts.append(outcome.invalid)
+            invalid_parts.append(outcome.invalid)
             checked.dropped = outcome.dropped
+        for invalid in invalid_parts:
+            if invalid.num_rows:
+                checked.quarantine.append(self._quarantine_rows(invalid, extract))
+                _add_rules(checked, rule_counts(invalid))
         return checked
 
     def _store_batch(self, checked: _CheckedBatch, extract: Extract, tx: Transaction,
@@ -357,8 +370,8 @@ class _Loader:
         for suffix, child in checked.children.items():
             tx.write(f"{self.table}__{suffix}", child,
                      mode="replace" if self.mode == "replace" else "append")
-        quarantined = sum(self._quarantine(invalid, extract, tx, result)
-                          for invalid in checked.invalid_parts)
+        quarantined = sum(tx.quarantine(rows) for rows in checked.quarantine)
+        _add_rules(result, checked.rules)
         read, dropped = checked.read, checked.dropped
         _conserve(extract, read, loaded, quarantined, dropped)
         result.rows_read += read
@@ -366,18 +379,14 @@ class _Loader:
         result.rows_quarantined += quarantined
         result.rows_dropped += dropped
 
-    def _quarantine(self, invalid: pa.Table, extract: Extract, tx: Transaction,
-                    result: ExtractResult) -> int:
-        """Quarantine one batch's failing rows (raw row, position, every rule and reason)."""
-        if invalid.num_rows == 0:
-            return 0
+    def _quarantine_rows(self, invalid: pa.Table, extract: Extract) -> pa.Table:
+        """One batch's failing rows as quarantine rows (raw row, position, every rule and
+        reason), numbered in batch order."""
         rows = quarantine_rows(invalid, run_id=self.run.id, pipeline=self.pipeline,
                                table=self.table, source=extract.source, unit=extract.unit,
                                first_id=self._ids.next, origins=extract.meta.get("origins"))
         self._ids.next += rows.num_rows
-        for rule, count in rule_counts(invalid).items():
-            result.rules[rule] = result.rules.get(rule, 0) + count
-        return tx.quarantine(rows)
+        return rows
 
     def _checker(self, sample: pa.Table) -> Checker:
         if self.checker is None:
@@ -436,6 +445,11 @@ class _Loader:
             "holds": self.run.rows_read == (self.run.rows_loaded + self.run.rows_quarantined
                                             + self.run.rows_dropped),
         }
+
+
+def _add_rules(into: ExtractResult | _CheckedBatch, counts: dict[str, int]) -> None:
+    for rule, count in counts.items():
+        into.rules[rule] = into.rules.get(rule, 0) + count
 
 
 def _finding_dict(finding: Any) -> dict[str, Any]:
