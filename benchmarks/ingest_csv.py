@@ -10,8 +10,9 @@ in the same run and each in its own child process (so that peak memory is per co
 3. the headwater file reader alone (read path: detect, decode, parse, rejects, positions);
 4. dlt loading the same file into DuckDB, fed Arrow batches (optional peer).
 
-Seconds are wall time; CPU s counts every thread of the child (on a shared machine the wall
-time moves with the load, the CPU seconds much less).
+Seconds are wall time; CPU s counts every thread of the child. The contenders run ``--repeat``
+times (default 3), interleaved, and the median run of each is reported with the per-round
+ratios: on a shared machine one run of the floor alone moves by half its time.
 
 Run::
 
@@ -294,11 +295,19 @@ def _measure(name: str, csv: Path, work: Path) -> dict | None:
     return None
 
 
+def _median(results: list[dict]) -> dict:
+    """The run with the median time (its own CPU seconds and peak memory with it)."""
+    ordered = sorted(results, key=lambda r: r["seconds"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000, help="rows to generate")
     parser.add_argument("--only", nargs="*", choices=list(CONTENDERS), default=None,
                         help="contenders to run (default: all)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved runs per contender; the median is reported")
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     parser.add_argument("--csv", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -318,18 +327,24 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.system()} {platform.release()}")
     work = DATA / "work"
-    results: dict[str, dict] = {}
-    for name in args.only or list(CONTENDERS):
-        print(f"running {name} ...", flush=True)
-        result = _measure(name, csv, work)
-        if result is None:
-            if name == "dlt":
-                print("  dlt skipped (optional peer)")
-            continue
-        results[name] = result
+    names = args.only or list(CONTENDERS)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for round_ in range(args.repeat):  # interleaved, so a busy spell hits every contender
+        for name in names:
+            if name == "dlt" and round_:
+                continue  # slow, and only "faster than dlt" is asked: once is enough
+            print(f"round {round_ + 1}/{args.repeat}: {name} ...", flush=True)
+            result = _measure(name, csv, work)
+            if result is None:
+                if name == "dlt":
+                    print("  dlt skipped (optional peer)")
+                continue
+            runs[name].append(result)
     shutil.rmtree(work, ignore_errors=True)
+    results = {name: _median(rs) for name, rs in runs.items() if rs}
 
     print()
+    print(f"median of {args.repeat} interleaved runs (dlt: one run)")
     print(f"{'contender':<66} {'rows':>10} {'loaded':>10} {'quarant.':>9} {'seconds':>8} "
           f"{'CPU s':>7} {'rows/s':>11} {'peak MiB':>9}")
     for name, r in results.items():
@@ -343,6 +358,10 @@ def main() -> None:
         for name, r in results.items():
             if name != "duckdb":
                 print(f"{name} / duckdb time: {r['seconds'] / floor['seconds']:.2f}x")
+        pairs = [h["seconds"] / d["seconds"] for h, d in zip(runs.get("headwater", []),
+                                                             runs["duckdb"], strict=False)]
+        if len(pairs) > 1:
+            print("headwater / duckdb per round: " + ", ".join(f"{x:.2f}x" for x in pairs))
     if "headwater" in results and "dlt" in results:
         ratio = results["dlt"]["seconds"] / results["headwater"]["seconds"]
         print(f"dlt / headwater time: {ratio:.2f}x")

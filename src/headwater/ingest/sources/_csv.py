@@ -5,9 +5,9 @@ The file is cut into chunks of whole records (quote-aware), and chunks are parse
 for the contract to cleanse. Every record lands in exactly one of ``data`` or ``rejects``.
 
 Line numbers cost almost nothing in the common case: when a chunk holds one record per line, a
-row's line is its index plus the chunk's first line, and rejects (located by their text, in order)
-are taken out of that range. Chunks with quoted newlines or blank lines take a NumPy pass that
-finds where each record starts.
+row's line is its index plus the chunk's first line, and rejects (placed by the record number
+the parser reports) are taken out of that range. Chunks with quoted newlines or blank lines
+take a NumPy pass that finds where each record starts.
 """
 
 from __future__ import annotations
