@@ -327,28 +327,39 @@ def _ts_attempt(fmt: str, timezone: str) -> Attempt:
 
 def _iso_timestamp(timezone: str) -> Attempt:
     """ISO 8601 'YYYY-MM-DDTHH:MM:SS' with nothing, 'Z' or '+HH:MM' after it: the fast path
-    (a fixed-width parse and a time-of-day parse of the offset, no per-value format search).
+    (a fixed-width parse, and the offset looked up in the table of every offset there is).
 
     Each piece of text is cut and parsed once: an eager Polars expression computes a
     sub-expression again wherever it is used."""
     def attempt(e: pl.Expr) -> pl.Expr:
         base = e.str.slice(0, 19).str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False,
-                                                   time_unit="us")
-        length = e.str.len_bytes()
-        local_time = length <= 19  # nothing after the seconds
-        zulu = (length == 20) & e.str.ends_with("Z")
-        sign = e.str.slice(19, 1).replace_strict(["Z", "+", "-"], [0, -1, 1], default=None,
-                                                 return_dtype=pl.Int64)
-        offset = e.str.slice(20).str.to_time("%H:%M", strict=False).to_physical() // 1000
-        if timezone == "UTC":  # local time is UTC: no shift
-            shift = pl.when(local_time | zulu).then(0).otherwise(sign * offset)
-            return (base.to_physical() + shift).cast(pl.Datetime("us", "UTC"))
-        shift = pl.when(zulu).then(0).otherwise(sign * offset)
-        aware = (base.to_physical() + shift).cast(pl.Datetime("us", "UTC"))
-        local = base.dt.replace_time_zone(timezone, ambiguous="earliest",
-                                          non_existent="null").dt.convert_time_zone("UTC")
-        return pl.when(local_time).then(local).otherwise(aware)
+                                                   time_unit="us").to_physical()
+        tail = e.str.slice(19)
+        shift = tail.replace_strict(_OFFSETS, _SHIFTS, default=None, return_dtype=pl.Int64)
+        aware = (base + shift).cast(pl.Datetime("us", "UTC"))
+        if timezone == "UTC":  # local time is UTC: nothing after the seconds shifts by 0
+            return aware
+        local = base.cast(pl.Datetime("us")).dt.replace_time_zone(
+            timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+        return pl.when(tail == "").then(local).otherwise(aware)
     return attempt
+
+
+def _offset_table() -> tuple[pl.Series, pl.Series]:
+    """Every text that may follow the seconds ('', 'Z', '+00:00' ... '-23:59', also '+2:00')
+    and the microseconds to add to the local time to reach UTC."""
+    texts, shifts = ["", "Z"], [0, 0]
+    for sign, direction in (("+", -1), ("-", 1)):
+        for hours in range(24):
+            for minutes in range(60):
+                shift = direction * (hours * 3600 + minutes * 60) * 1_000_000
+                for text in {f"{hours:02d}:{minutes:02d}", f"{hours}:{minutes:02d}"}:
+                    texts.append(sign + text)
+                    shifts.append(shift)
+    return pl.Series(texts, dtype=pl.String), pl.Series(shifts, dtype=pl.Int64)
+
+
+_OFFSETS, _SHIFTS = _offset_table()
 
 
 def _timestamp_parser(column: ColumnSpec) -> Parser:

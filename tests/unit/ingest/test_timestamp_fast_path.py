@@ -39,3 +39,11 @@ def test_local_times_take_the_column_time_zone_and_junk_is_null() -> None:
     assert got[0] == datetime(2024, 7, 1, 10, 0, tzinfo=UTC)
     assert got[1] == datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
     assert got[2:] == [None, None, None, None]
+
+
+def test_offsets_with_one_hour_digit_are_read_and_impossible_offsets_are_not() -> None:
+    texts = ["2024-07-01T12:00:00+2:00", "2024-07-01T12:00:00-9:30", "2024-07-01T12:00:00+24:00",
+             "2024-07-01T12:00:00+02:60", "2024-07-01T12:00:00+0200"]
+    got = pl.DataFrame({"v": texts}).select(_iso_timestamp("UTC")(pl.col("v"))).to_series()
+    assert got.to_list() == [datetime(2024, 7, 1, 10, 0, tzinfo=UTC),
+                             datetime(2024, 7, 1, 21, 30, tzinfo=UTC), None, None, None]
