@@ -294,6 +294,7 @@ class Checker:
         self._many: set[str] = set()  # text columns with too many distinct values to map
         self._newest: Any = None
         self._positions = 0
+        self._built_rules: dict[tuple[Any, ...], list[RuleDef]] = {}
 
     # ------------------------------------------------------------------ one batch
     def check(self, data: pa.Table) -> Checked:
@@ -328,7 +329,7 @@ class Checker:
         contract = self.contract
         original, work, text_typed = typed.original, typed.work, typed.text_typed
         missing, extras = typed.missing, typed.extras
-        rules = self._rules(work, text_typed, missing, extras, typed.bounds)
+        rules = self._rules(text_typed, missing, extras, typed.bounds)
         masks = work.select([r.fails.alias(f"f{i}") for i, r in enumerate(rules)]) if rules \
             else pl.DataFrame(schema={})
         failed = (masks.select(pl.any_horizontal(pl.all())).to_series() if rules
@@ -598,8 +599,17 @@ class Checker:
             exprs.append(pl.when(keep_null).then(pl.col(name)).otherwise(filled).alias(name))
         return exprs
 
-    def _rules(self, work: pl.DataFrame, text_typed: list[str], missing: list[str],
-               extras: list[str], bounds: dict[str, tuple[float, float]]) -> list[RuleDef]:
+    def _rules(self, text_typed: list[str], missing: list[str], extras: list[str],
+               bounds: dict[str, tuple[float, float]]) -> list[RuleDef]:
+        """The rules for a batch of this shape; built once per shape (a file's batches share
+        one), since building them costs Python time on every batch otherwise."""
+        shape = (tuple(text_typed), tuple(missing), tuple(extras), tuple(sorted(bounds.items())))
+        if shape not in self._built_rules:
+            self._built_rules[shape] = self._build_rules(text_typed, missing, extras, bounds)
+        return list(self._built_rules[shape])
+
+    def _build_rules(self, text_typed: list[str], missing: list[str], extras: list[str],
+                     bounds: dict[str, tuple[float, float]]) -> list[RuleDef]:
         contract = self.contract
         rules: list[RuleDef] = []
         for name, col in contract.columns.items():
