@@ -88,12 +88,17 @@ def hll_estimate(registers: np.ndarray) -> int:
     return round(estimate)
 
 
-def hll_add(registers: np.ndarray, values: pl.Series) -> None:
-    """Fold a column's non-null values into HyperLogLog ``registers`` (in place)."""
-    values = values.drop_nulls()
-    if values.is_empty():
+def hll_hashes(column: str) -> pl.Expr:
+    """The hashes :func:`hll_add` takes: one per non-null value of ``column``, as a list."""
+    return pl.col(column).drop_nulls().hash(_SEED).implode()
+
+
+def hll_add(registers: np.ndarray, hashes: pl.Series) -> None:
+    """Fold hashes of a column's values (see :func:`hll_hashes`) into HyperLogLog
+    ``registers`` (in place)."""
+    if hashes.is_empty():
         return
-    h = values.hash(_SEED).to_numpy()
+    h = hashes.to_numpy()
     index = (h >> np.uint64(64 - HLL_BITS)).astype(np.intp)
     rest = (h & np.uint64((1 << (64 - HLL_BITS)) - 1)) | np.uint64(1)
     # rank = leading zeros of the remaining bits + 1, read off the float exponent: rest has
@@ -165,7 +170,9 @@ class QualityReport:
         exprs: list[pl.Expr] = [pl.col(n).null_count().alias(f"n:{n}") for n in names]
         exprs += [pl.col(n).min().alias(f"lo:{n}") for n in ranged]
         exprs += [pl.col(n).max().alias(f"hi:{n}") for n in ranged]
-        stats = valid.select(exprs).row(0, named=True)
+        exprs += [hll_hashes(n).alias(f"h:{n}") for n in names]
+        out = valid.select(exprs)  # one query: Polars spreads the columns over its threads
+        stats = out.select(pl.exclude("^h:.*$")).row(0, named=True)
         for n in names:
             col = self.columns[n]
             col.loaded += valid.height
@@ -176,7 +183,7 @@ class QualityReport:
                     col.min = lo
                 if hi is not None and (col.max is None or hi > col.max):
                     col.max = hi
-            hll_add(col.registers, valid.get_column(n))
+            hll_add(col.registers, out.get_column(f"h:{n}")[0])
 
     def count_rejects(self, rejected: int, rule: str = "parse") -> None:
         """Count rows a source could not parse (they go to the quarantine, rule ``parse``)."""

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from headwater.core import POSITION
 from headwater.ingest._contract import Contract
-from headwater.ingest._quality import QualityReport, hll_add, hll_estimate
+from headwater.ingest._quality import QualityReport, hll_add, hll_estimate, hll_hashes
 
 SPEC = {"primary_key": ["id"],
         "columns": {"id": {"type": "integer"}, "amount": {"type": "float", "min": 0},
@@ -95,7 +95,8 @@ def test_rejects_are_counted():
 
 def _registers(values: list) -> np.ndarray:
     registers = np.zeros(1 << 12, np.uint8)
-    hll_add(registers, pl.Series(values, dtype=pl.Int64))
+    hashes = pl.DataFrame({"v": pl.Series(values, dtype=pl.Int64)}).select(hll_hashes("v"))
+    hll_add(registers, hashes.to_series()[0])
     return registers
 
 
