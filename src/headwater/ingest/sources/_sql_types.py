@@ -117,7 +117,8 @@ def uuid_text(storage: pa.Array) -> pa.Array:
     raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)
     raw = raw[storage.offset * 16:(storage.offset + n) * 16].reshape(n, 16)
     digits = _HEX_PAIRS[raw].view(np.uint8).reshape(n, 32)  # each byte -> its 2 hex digits
-    text = np.empty((n, 36), dtype=np.uint8)
+    data = pa.allocate_buffer(n * 36)  # Arrow's own aligned memory, written in place
+    text = np.frombuffer(data, dtype=np.uint8).reshape(n, 36)
     text[:, [8, 13, 18, 23]] = ord("-")
     for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
         text[:, at:at + stop - start] = digits[:, start:stop]
@@ -125,8 +126,8 @@ def uuid_text(storage: pa.Array) -> pa.Array:
     validity = storage.buffers()[0]
     if validity is not None and storage.offset:  # a sliced bitmap: rebuild it from offset 0
         validity = pa.array(storage.is_valid()).buffers()[1]
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text),
-                                       validity, storage.null_count)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), data, validity,
+                                       storage.null_count)
 
 
 #: The two hex digits of every byte value, as one 16-bit unit each (in memory order).
