@@ -10,6 +10,9 @@ same run it times:
 * dlt: ``sql_table(..., backend="pyarrow")`` into DuckDB;
 * headwater incremental: 1 % of rows updated, loaded by cursor with merge on the key.
 
+The floor and headwater run ``--repeat`` rounds (default 3), interleaved; medians are reported
+with the per-round ratios (on a shared machine the floor alone moves by a third between runs).
+
 Run: ``.venv/bin/python benchmarks/sql_load.py [--rows 5000000] [--url postgresql://...]``
 Needs the local PostgreSQL; drops its table afterwards.
 """
@@ -20,6 +23,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -62,6 +66,8 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get(
         "HEADWATER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--skip-dlt", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds of the floor and headwater; medians reported")
     args = parser.parse_args()
 
     import adbc_driver_postgresql.dbapi as adbc
@@ -93,7 +99,6 @@ def main() -> None:
                 rows = sum(b.num_rows for b in cur.fetch_record_batch())
                 assert rows == args.rows
 
-        results["floor"] = timed("floor: COPY binary -> Arrow (ADBC)", floor_read)
 
         def floor_duckdb() -> None:
             db = duckdb.connect(str(work / "floor.duckdb"))
@@ -103,7 +108,6 @@ def main() -> None:
                 db.execute("CREATE TABLE t AS SELECT * FROM reader")
             db.close()
 
-        results["floor_duckdb"] = timed("floor + DuckDB insert", floor_duckdb)
 
         def headwater(parallel: int, name: str) -> None:
             store = DuckDBStore(work / f"{name}.duckdb")
@@ -112,10 +116,21 @@ def main() -> None:
             assert run.status == "succeeded" and run.rows_loaded == args.rows, run.error
             store.close()
 
-        results["headwater"] = timed("headwater (pipeline, serial)",
-                                     lambda: headwater(1, "hw1"))
-        results["headwater_p2"] = timed("headwater (pipeline, 2 key ranges)",
-                                        lambda: headwater(2, "hw2"))
+        contenders = {
+            "floor": ("floor: COPY binary -> Arrow (ADBC)", floor_read),
+            "floor_duckdb": ("floor + DuckDB insert", floor_duckdb),
+            "headwater": ("headwater (pipeline, serial)", lambda: headwater(1, "hw1")),
+            "headwater_p2": ("headwater (pipeline, 2 key ranges)", lambda: headwater(2, "hw2")),
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in contenders}
+        for round_ in range(args.repeat):  # interleaved: a busy spell hits every contender
+            print(f" round {round_ + 1}/{args.repeat}")
+            for name, (label, fn) in contenders.items():
+                for leftover in work.glob("*.duckdb*"):
+                    leftover.unlink()
+                rounds[name].append(timed(label, fn))
+        results.update({name: statistics.median(times) for name, times in rounds.items()})
+        ratios = [h / f for h, f in zip(rounds["headwater"], rounds["floor"], strict=True)]
 
         if not args.skip_dlt:
             def dlt_load() -> None:
@@ -158,11 +173,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     rate = args.rows / results["headwater"]
-    print("\nsummary")
+    print(f"\nsummary (medians of {args.repeat} interleaved rounds)")
     print(f"  headwater full load: {results['headwater']:.2f} s ({rate:,.0f} rows/s); "
           f"{results['headwater'] / results['floor']:.2f}x the floor (read only), "
           f"{results['headwater'] / results['floor_duckdb']:.2f}x floor + DuckDB insert; "
           f"2 ranges: {results['headwater_p2']:.2f} s")
+    print("  headwater serial / read-only floor per round: "
+          + ", ".join(f"{r:.2f}x" for r in ratios))
     if "dlt" in results:
         print(f"  dlt: {results['dlt']:.2f} s -> headwater is "
               f"{results['dlt'] / results['headwater']:.2f}x faster")
