@@ -1,7 +1,7 @@
 """Shared fixtures: the local services and how a missing one is reported.
 
-Integration tests talk to real services on loopback. Outside CI a missing service skips the test
-with the command that starts it; with CI=true it fails the test: CI never passes silently.
+Integration tests talk to real services on loopback (`make test` starts them). A missing service
+fails the test with the command that starts it: a run never passes by leaving tests out.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 SERVICES = {
     "postgres": ("127.0.0.1", 5432),
@@ -36,13 +34,10 @@ def service_up(name: str) -> bool:
 
 
 def require_service(name: str) -> None:
-    """Skip (locally) or fail (CI) when a service is down; `scripts/services.sh` starts them."""
-    if service_up(name):
-        return
-    message = f"{name} is not reachable on {SERVICES[name]}: run `scripts/services.sh start`"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    """Fail when a service is down, saying how to start it (`scripts/services.sh start`)."""
+    if not service_up(name):
+        pytest.fail(f"{name} is not reachable on {SERVICES[name]}: run `scripts/services.sh "
+                    "start` (or `make test`, which starts them)")
 
 
 @pytest.fixture
