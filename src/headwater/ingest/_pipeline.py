@@ -105,14 +105,23 @@ class _Held:
             self.nbytes += child.nbytes
 
 
+_BUG_HINT = ("this is a bug in headwater; the load was rolled back. Please report it with the "
+             "log file under .headwater/logs/")
+
+
 def _conserve(extract: Extract, read: int, loaded: int, quarantined: int, dropped: int) -> None:
     """Every row read is loaded, quarantined or dropped: anything else is a bug."""
     if loaded + quarantined + dropped != read:
         raise ConservationError(
             f"{extract.source}: read {read} rows but loaded {loaded}, quarantined "
-            f"{quarantined} and dropped {dropped}",
-            hint="this is a bug in headwater; the load was rolled back. Please report it "
-            "with the log file under .headwater/logs/")
+            f"{quarantined} and dropped {dropped}", hint=_BUG_HINT)
+
+
+def _all_written(extract: Extract, rows: str, where: str, passed: int, wrote: int) -> None:
+    """The store wrote every row it was given: anything else is a bug."""
+    if wrote != passed:
+        raise ConservationError(f"{extract.source}: {passed} {rows} rows were passed to the "
+                                f"{where} but it wrote {wrote}", hint=_BUG_HINT)
 
 
 def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = None,
@@ -312,21 +321,13 @@ class _Loader:
     def _store_held(self, held: _Held, loaded: int, extract: Extract, tx: Transaction,
                     result: ExtractResult) -> None:
         """After the insert: child tables, then the quarantine; check the insert's count."""
-        if loaded != held.loaded:
-            raise ConservationError(
-                f"{extract.source}: {held.loaded} valid rows were passed to the store but it "
-                f"wrote {loaded}", hint="this is a bug in headwater; the load was rolled back. "
-                "Please report it with the log file under .headwater/logs/")
+        _all_written(extract, "valid", "store", held.loaded, loaded)
         result.rows_loaded += loaded
         for suffix, child in held.children:
             tx.write(f"{self.table}__{suffix}", child,
                      mode="replace" if self.mode == "replace" else "append")
         quarantined = sum(tx.quarantine(rows) for rows in held.quarantine)
-        if quarantined != held.quarantined:
-            raise ConservationError(
-                f"{extract.source}: {held.quarantined} failing rows were passed to the "
-                f"quarantine but it wrote {quarantined}", hint="this is a bug in headwater; the "
-                "load was rolled back. Please report it with the log file under .headwater/logs/")
+        _all_written(extract, "failing", "quarantine", held.quarantined, quarantined)
         result.rows_quarantined += quarantined
 
     def _progress(self, extract: Extract, result: ExtractResult) -> None:

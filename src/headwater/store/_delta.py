@@ -42,7 +42,7 @@ from headwater.store._base import (
     quote,
 )
 from headwater.store._evolve import plan_evolution
-from headwater.store._prepare import dedupe_on_key, prepare_rows
+from headwater.store._prepare import dedupe_on_key, is_text, prepare_rows
 from headwater.store._spill import DEFAULT_MEMORY_LIMIT, SpillBuffer, SpillPool
 
 log = get_logger(__name__)
@@ -512,8 +512,7 @@ def delta_type(type_: pa.DataType, column: str = "?") -> pa.DataType:
         return delta_type(type_.value_type, column)
     if isinstance(type_, pa.BaseExtensionType):
         return delta_type(type_.storage_type, column)
-    if pa.types.is_null(type_) or pa.types.is_string(type_) or pa.types.is_large_string(type_) \
-            or pa.types.is_string_view(type_):
+    if pa.types.is_null(type_) or is_text(type_):
         return pa.string()
     if pa.types.is_unsigned_integer(type_):
         return {8: pa.int16(), 16: pa.int32(), 32: pa.int64()}.get(type_.bit_width,

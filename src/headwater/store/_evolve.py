@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from headwater.core import SchemaChangeError
+from headwater.store._prepare import is_text
 
 _INT_ORDER = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
 
@@ -42,7 +43,7 @@ def plan_evolution(table: str, existing: pa.Schema, incoming: pa.Schema) -> Evol
         if old is None:
             type_ = pa.string() if pa.types.is_null(new.type) else new.type
             plan.add.append(pa.field(new.name, type_))
-        elif old.type.equals(new.type) or (_text(old.type) and _text(new.type)):
+        elif old.type.equals(new.type) or (is_text(old.type) and is_text(new.type)):
             continue  # every store takes any of Arrow's three text layouts as its text type
         elif pa.types.is_null(new.type) or _lossless(new.type, old.type):
             plan.cast[new.name] = old.type
@@ -78,11 +79,7 @@ def _lossless(src: pa.DataType, dst: pa.DataType) -> bool:
         return True
     if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
         return src.tz == dst.tz or (src.tz is None) == (dst.tz is None)
-    if _text(src) and _text(dst):
+    if is_text(src) and is_text(dst):
         return True
     return pa.types.is_dictionary(src) and _lossless(src.value_type, dst)
 
-
-def _text(type_: pa.DataType) -> bool:
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_) \
-        or pa.types.is_string_view(type_)

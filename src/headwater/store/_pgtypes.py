@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import SinkError
+from headwater.store._prepare import is_text
 
 #: PostgreSQL's numeric holds up to 1000 digits; Arrow's widest decimal holds 76.
 _MAX_DECIMAL = 76
@@ -66,8 +67,7 @@ def pg_type(type_: pa.DataType, column: str = "?") -> str:
         return "float4" if type_.bit_width <= 32 else "float8"
     if pa.types.is_decimal(type_):
         return f"numeric({type_.precision},{type_.scale})"
-    if (pa.types.is_string(type_) or pa.types.is_large_string(type_)
-            or pa.types.is_string_view(type_)):
+    if is_text(type_):
         return "text"
     if (pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
             or pa.types.is_fixed_size_binary(type_) or pa.types.is_binary_view(type_)):
