@@ -209,3 +209,21 @@ def test_from_spec(tmp_path):
     source = FileSource.from_spec(spec, tmp_path)
     assert (source.paths, source.delimiter, source.nested, source.root) == (
         "data/*.csv", ";", "json", tmp_path)
+
+
+def test_a_file_that_grows_while_it_is_read_fails(tmp_path, monkeypatch):
+    import headwater.ingest.sources._files as files
+
+    path = tmp_path / "a.csv"
+    path.write_text("a\n1\n")
+    hash_file = files._timed_sha256
+
+    def grow_then_hash(p, shown):  # the writer appends while headwater reads
+        with open(p, "a") as fh:
+            fh.write("2\n")
+        return hash_file(p, shown)
+
+    monkeypatch.setattr(files, "_timed_sha256", grow_then_hash)
+    (extract,) = FileSource("a.csv", root=tmp_path).extracts(State())
+    with pytest.raises(SourceError, match="changed while it was read"):
+        list(extract.batches)
