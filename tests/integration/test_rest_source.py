@@ -246,3 +246,15 @@ def test_kill_9_mid_run_then_resume_loads_everything_once(api, tmp_path):
         assert run.rows_loaded == 200 - loaded_before
     finally:
         store.close()
+
+
+def test_the_next_pages_are_fetched_while_the_last_ones_load(api):
+    source = _source(api, pages_per_commit=2)
+    groups = source.extracts(State())
+    first = next(groups)  # the pipeline now loads this group of pages 1-2 ...
+    deadline = time.monotonic() + 5
+    while len(api.log) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(api.log) >= 4  # ... while pages 3-4 have already been asked for
+    assert first.batches[0].data.num_rows == 20
+    assert sum(g.batches[0].data.num_rows for g in groups) == 75
