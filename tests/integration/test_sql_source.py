@@ -4,6 +4,8 @@ types, parallel reads, and a database connection killed mid-run."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import sqlite3
 import threading
 import time
@@ -180,7 +182,6 @@ def test_pg_type_mapping_round_trip(postgres_url, unique_name, store):
         assert row["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
         assert bytes(row["raw"]) == b"\xde\xad\xbe\xef"
         assert row["mood"] == "happy" and row["ip"] == "192.168.0.1/24"
-        import json
 
         assert json.loads(row["js"]) == {"a": [1, 2]}
         assert json.loads(row["jsb"]) == {"b": {"c": None}}
@@ -193,6 +194,32 @@ def test_pg_type_mapping_round_trip(postgres_url, unique_name, store):
         with pg(postgres_url) as con:
             con.execute(f"DROP TABLE IF EXISTS {unique_name}")
             con.execute(f"DROP TYPE IF EXISTS {enum}")
+
+
+def test_pg_uuid_and_bytea_through_the_pipeline(postgres_url, unique_name, store):
+    """UUIDs travel as 16 bytes and land as DuckDB UUIDs; bytea is never decoded as text."""
+    with pg(postgres_url) as con:
+        con.execute(f"CREATE TABLE {unique_name} (id int PRIMARY KEY, u uuid, us uuid[], "
+                    "raw bytea)")
+        con.execute(f"""INSERT INTO {unique_name} VALUES
+            (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+             ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, NULL], '\\xdeadbeef'),
+            (2, NULL, NULL, '\\x'), (3, md5('x')::uuid, '{{}}', NULL)""")
+    try:
+        run = ingest(SqlSource(postgres_url, tables=[unique_name]), store, table="t",
+                     pipeline="p")
+        assert (run.status, run.rows_loaded, run.rows_quarantined) == ("succeeded", 3, 0)
+        types = {r["column_name"]: r["column_type"]
+                 for r in store.query("DESCRIBE t").to_pylist()}
+        assert types["u"] == "UUID" and types["raw"] == "BLOB"
+        got = store.query("SELECT * FROM t ORDER BY id").to_pylist()
+        assert got[0]["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        assert json.loads(got[0]["us"]) == ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None]
+        assert got[0]["raw"] == b"\xde\xad\xbe\xef" and got[1]["raw"] == b""
+        assert got[2]["u"] == str(uuid.UUID(hashlib.md5(b"x").hexdigest()))
+    finally:
+        with pg(postgres_url) as con:
+            con.execute(f"DROP TABLE IF EXISTS {unique_name}")
 
 
 def test_pg_connection_killed_mid_run_then_resumed(postgres_url, unique_name, store):
@@ -319,8 +346,6 @@ def test_mariadb_type_mapping_round_trip(mariadb_url, unique_name, store):
         assert row["y"] == 2026 and row["e"] == "y" and row["txt"] == "héllo ✓"
         assert bytes(row["bin"]) == b"\x00\xff" and bytes(row["blob_"]) == b"\xde\xad"
         assert bytes(row["bits"]) == b"\x0a"
-        import json
-
         assert json.loads(row["doc"]) == {"a": 1}
         nulls = store.query("SELECT * FROM types WHERE id = 2").to_pylist()[0]
         assert all(v is None for k, v in nulls.items() if k != "id")

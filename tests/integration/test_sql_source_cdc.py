@@ -135,3 +135,51 @@ def test_cdc_slot_is_not_advanced_before_the_warehouse_commits(postgres_url, cdc
     # the previous extracts were never committed: state is still empty, so a snapshot again
     snap = [e for e in source.extracts(State()) if "snapshot" in e.source]
     assert snap and sum(b.data.num_rows for b in snap[0].batches) == 99
+
+
+def test_cdc_truncate_empties_the_warehouse_table_and_reads_the_table_again(
+        postgres_url, cdc_table, tmp_path):
+    table, source = cdc_table
+    store = DuckDBStore(tmp_path / "w.duckdb")
+    _load(source, store)
+    with _pg(postgres_url) as con:
+        con.execute(f"UPDATE {table} SET amount = 0 WHERE id = 1")
+        con.execute(f"TRUNCATE {table}")
+        con.execute(f'INSERT INTO {table} (id, "Name", amount) VALUES (7, \'seven\', 7)')
+    run = _load(source, store)
+    assert run.status == "succeeded", run.error
+    got = store.query("SELECT id, name, hw_deleted FROM c ORDER BY id").to_pylist()
+    assert got == [{"id": 7, "name": "seven", "hw_deleted": False}]
+    with _pg(postgres_url) as con:
+        con.execute(f"TRUNCATE {table}")
+    assert _load(source, store).status == "succeeded"
+    assert store.query("SELECT count(*) AS n FROM c").to_pylist() == [{"n": 0}]
+    store.close()
+
+
+def test_cdc_of_two_tables_keeps_each_in_its_own_warehouse_table(postgres_url, unique_name,
+                                                                   tmp_path):
+    _ensure_logical(postgres_url)
+    a, b = f"{unique_name}_a", f"{unique_name}_b"
+    with _pg(postgres_url) as con:
+        con.execute(f"CREATE TABLE {a} (id int PRIMARY KEY, v text)")
+        con.execute(f"CREATE TABLE {b} (id int PRIMARY KEY, w float8)")
+        con.execute(f"INSERT INTO {a} VALUES (1, 'x'), (2, 'y')")
+        con.execute(f"INSERT INTO {b} VALUES (1, 0.5)")
+    source = PostgresCdcSource(postgres_url, tables=[a, b], slot=f"hw_{unique_name}")
+    store = DuckDBStore(tmp_path / "w.duckdb")
+    try:
+        assert _load(source, store).rows_loaded == 3
+        with _pg(postgres_url) as con:
+            con.execute(f"DELETE FROM {a} WHERE id = 1")
+            con.execute(f"UPDATE {b} SET w = 1.5")
+        assert _load(source, store).status == "succeeded"
+        assert store.tables() == [f"c_{a}", f"c_{b}"]
+        assert store.query(f'SELECT id, hw_deleted FROM "c_{a}" ORDER BY id').to_pylist() == [
+            {"id": 1, "hw_deleted": True}, {"id": 2, "hw_deleted": False}]
+        assert store.query(f'SELECT w FROM "c_{b}"').to_pylist() == [{"w": 1.5}]
+    finally:
+        store.close()
+        source.drop_slot()
+        with _pg(postgres_url) as con:
+            con.execute(f"DROP TABLE IF EXISTS {a}, {b}")

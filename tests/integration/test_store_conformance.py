@@ -302,6 +302,43 @@ def test_types_round_trip(store: Store) -> None:
     assert got.num_rows == 3
 
 
+def uuids(*values: uuid.UUID | None) -> pa.Array:
+    storage = pa.array([v.bytes if v else None for v in values], pa.binary(16))
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def test_uuids_read_back_as_text_and_append_to_text_columns(store: Store) -> None:
+    a, b = uuid.UUID(int=1), uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    with store.transaction("p", "r1") as tx:
+        tx.write("refs", pa.table({"id": [1, 2], "ref": uuids(a, None),
+                                   "bytes": pa.array([b"\xff", b""], pa.binary_view())}))
+        tx.write("refs", pa.table({"id": [3], "ref": uuids(b),
+                                   "bytes": pa.array([b"\x00"], pa.large_binary())}))
+        tx.write("legacy", pa.table({"id": [1], "ref": [str(a)]}))  # UUIDs once loaded as text
+    with store.transaction("p", "r2") as tx:
+        tx.write("legacy", pa.table({"id": [2], "ref": uuids(b)}))
+        tx.write("refs", pa.table({"id": [4], "ref": [str(a)]}))  # text widens a UUID column
+    assert [r["ref"] for r in rows(store, "refs", "id")] == [str(a), None, str(b), str(a)]
+    assert [r["bytes"] for r in rows(store, "refs", "id")] == [b"\xff", b"", b"\x00", None]
+    assert [r["ref"] for r in rows(store, "legacy", "id")] == [str(a), str(b)]
+
+
+def test_delete_all_empties_a_table_in_the_transaction(store: Store) -> None:
+    with store.transaction("p", "r1") as tx:
+        tx.write("orders", pa.table({"id": [1, 2], "v": ["a", "b"]}))
+        tx.delete_all("missing")  # no such table: nothing to do
+    with store.transaction("p", "r2") as tx:
+        tx.write("orders", pa.table({"id": [3], "v": ["c"]}))
+        tx.delete_all("orders")
+        tx.write("orders", pa.table({"id": [4], "v": ["d"]}), mode="merge", primary_key=["id"])
+    assert rows(store, "orders", "id") == [{"id": 4, "v": "d"}]
+    with pytest.raises(RuntimeError), store.transaction("p", "r3") as tx:
+        tx.delete_all("orders")
+        raise RuntimeError("boom")
+    assert rows(store, "orders", "id") == [{"id": 4, "v": "d"}]
+    assert "missing" not in store.tables()
+
+
 def test_query_params_and_streaming_batches(store: Store) -> None:
     with store.transaction("p", "r1") as tx:
         tx.write("numbers", pa.table({"n": list(range(2500)), "tag": ["a", "b"] * 1250}))

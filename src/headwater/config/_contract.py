@@ -29,6 +29,7 @@ CONTRACT_VERSION = 1
 #: Base type names; ``decimal(p,s)`` carries its precision and scale.
 BASE_TYPES = (
     "string", "integer", "float", "decimal", "boolean", "date", "timestamp", "time", "json",
+    "uuid", "binary",
 )
 
 _ALIASES = {
@@ -38,6 +39,7 @@ _ALIASES = {
     "bool": "boolean",
     "datetime": "timestamp", "timestamptz": "timestamp",
     "numeric": "decimal",
+    "bytea": "binary", "bytes": "binary", "blob": "binary",
 }
 _DECIMAL = re.compile(r"^decimal\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
 
@@ -67,7 +69,7 @@ def normalise_type(value: str) -> str:
                          "in two; quote it: type: 'decimal(10,2)'")
     if text not in BASE_TYPES:
         raise ValueError(f"unknown type {value!r}; use one of: string, integer, float, "
-                         "decimal(p,s), boolean, date, timestamp, time, json")
+                         "decimal(p,s), boolean, date, timestamp, time, json, uuid, binary")
     return text
 
 
@@ -183,7 +185,7 @@ class ColumnSpec(_Spec):
     """One column: its type, whether it may be null, how it is cleaned and which rules it meets."""
 
     type: str = Field("string", description="string, integer, float, decimal(p,s), boolean, "
-                      "date, timestamp (stored in UTC), time or json")
+                      "date, timestamp (stored in UTC), time, json, uuid or binary")
     nullable: bool = Field(True, description="false: a null or blank value fails not_null(col)")
     description: str | None = Field(None, description="what the column means, for people")
     from_: str | None = Field(
@@ -205,6 +207,10 @@ class ColumnSpec(_Spec):
     )
     epoch: Literal["s", "ms", "us"] | None = Field(
         None, description="timestamp: numbers are seconds / milliseconds / microseconds since 1970"
+    )
+    encoding: Literal["base64", "hex"] = Field(
+        "base64", description="binary: how text values spell the bytes (hex may start with "
+        "\\x or 0x)"
     )
     true_values: list[str] | None = Field(
         None, description="boolean: words read as true (default yes, y, true, t, 1, on)"

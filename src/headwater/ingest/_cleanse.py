@@ -193,7 +193,56 @@ def parser_for(column: ColumnSpec, cleanse: CleanseSpec) -> Parser:
     if kind == "json":
         return Parser(pl.String, [lambda e: pl.when(e.str.json_path_match("$").is_not_null())
                                   .then(e).otherwise(None)], "JSON value")
+    if kind == "uuid":
+        return Parser(pl.Binary, [uuid_bytes], UUID_LABEL)
+    if kind == "binary":
+        return Parser(pl.Binary, [_hex_bytes if column.encoding == "hex" else _base64_bytes],
+                      f"{column.encoding} value")
     raise ConfigError(f"unknown column type {kind!r}")  # ColumnSpec validation prevents this
+
+
+#: The label of the UUID parser: its typed input (bytes) must be 16 bytes long.
+UUID_LABEL = "UUID"
+
+
+def uuid_bytes(e: pl.Expr) -> pl.Expr:
+    """UUID text (any case, hyphens and braces optional, ``urn:uuid:`` prefix) to its 16 bytes;
+    null when it is not a UUID."""
+    digits = e.str.strip_chars().str.strip_prefix("urn:uuid:").str.strip_chars("{}") \
+        .str.replace_all("-", "", literal=True)
+    return pl.when(digits.str.len_bytes() == 32).then(digits.str.decode("hex", strict=False))
+
+
+def as_text(e: pl.Expr, source: pl.DataType, *, keep: bool = False) -> pl.Expr:
+    """A column of type ``source`` as text to parse or show: bytes as base64 (never decoded as
+    UTF-8, which may fail), structs and lists as JSON, other types cast. ``keep``: leave other
+    types as they are."""
+    if source == pl.Binary:
+        return e.bin.encode("base64")
+    if isinstance(source, pl.Struct | pl.List | pl.Array):
+        return json_text(e, source)
+    return e if keep or source == pl.String else e.cast(pl.String, strict=False)
+
+
+def json_text(e: pl.Expr, source: pl.DataType) -> pl.Expr:
+    """A struct or list column as JSON text (bytes inside a list as base64)."""
+    if isinstance(source, pl.Struct):
+        return e.struct.json_encode()
+    if isinstance(source, pl.List | pl.Array) and source.inner == pl.Binary:
+        e = e.list.eval(pl.element().bin.encode("base64")) if isinstance(source, pl.List) \
+            else e.arr.eval(pl.element().bin.encode("base64"))
+    # Polars encodes structs only: wrap the list in one and take it back out of the text
+    wrapped = pl.struct(e.alias("v")).struct.json_encode()
+    text = wrapped.str.strip_prefix('{"v":').str.strip_suffix("}")
+    return pl.when(e.is_not_null()).then(text)
+
+
+def _hex_bytes(e: pl.Expr) -> pl.Expr:
+    return e.str.replace(r"^(\\x|0[xX])", "").str.decode("hex", strict=False)
+
+
+def _base64_bytes(e: pl.Expr) -> pl.Expr:
+    return e.str.decode("base64", strict=False)
 
 
 _GROUPED_POINT = r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$"
@@ -384,17 +433,16 @@ def _time_attempt(fmt: str) -> Attempt:
 
 def _from_typed(parser: Parser, e: pl.Expr, source: pl.DataType) -> pl.Expr | None:
     target = parser.dtype
+    if parser.label == UUID_LABEL:
+        return pl.when(e.bin.size() == 16).then(e) if source == pl.Binary else None
     if source == target:
         return e
     src_numeric = source.is_numeric()
     if target == pl.String and parser.label == "JSON value":
-        if isinstance(source, pl.Struct):
-            return e.struct.json_encode()
-        return None
+        return json_text(e, source) if isinstance(source, pl.Struct | pl.List | pl.Array) \
+            else None
     if target == pl.String:
-        if isinstance(source, pl.Struct):
-            return e.struct.json_encode()
-        return e.cast(pl.String, strict=False)
+        return as_text(e, source)
     if target == pl.Int64:
         if source.is_integer() or source == pl.Boolean:
             return e.cast(pl.Int64, strict=False)

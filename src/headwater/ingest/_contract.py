@@ -32,7 +32,15 @@ from headwater.config._contract import (
     parse_contract,
 )
 from headwater.core import POSITION, ContractError
-from headwater.ingest._cleanse import Parser, clean_text, parser_for, promotable, unit_factor
+from headwater.ingest._cleanse import (
+    UUID_LABEL,
+    Parser,
+    as_text,
+    clean_text,
+    parser_for,
+    promotable,
+    unit_factor,
+)
 from headwater.ingest._expr import ExprError, compile_rule, kind_of
 from headwater.ingest._keys import KeySet, LatestMap
 from headwater.ingest._quality import Finding, QualityReport
@@ -170,6 +178,7 @@ class Contract:
         keyed = set(spec.primary_key)
         self.columns: dict[str, _Column] = {}
         self.kinds = {name: kind_of(c.type) for name, c in spec.columns.items()}
+        self.uuid_columns = [name for name, c in spec.columns.items() if c.type == "uuid"]
         for name, col in spec.columns.items():
             cleanse = spec.cleanse
             if col.cleanse is not None:
@@ -188,6 +197,13 @@ class Contract:
                     f"{self._where('columns', name)}: unit conversion and outliers need a "
                     f"float or decimal column, not {col.type}",
                     hint="set type: float (or decimal(p,s)) on this column")
+            given = [k for k in ("min", "max", "allowed", "pattern", "min_length", "max_length",
+                                 "map") if getattr(col, k) is not None]
+            if kind == "binary" and given:
+                raise ContractError(
+                    f"{self._where('columns', name)}: {', '.join(given)} do not apply to a "
+                    f"{col.type} column", hint="a uuid or binary column takes nullable, unique, "
+                    "primary_key and row rules (e.g. `ref is not null`); remove the others")
             if kind == "string" and (col.min is not None or col.max is not None):
                 raise ContractError(
                     f"{self._where('columns', name)}: min and max apply to numbers, dates and "
@@ -252,11 +268,6 @@ class Contract:
     def checker(self) -> Checker:
         """A new checker for one run (it remembers keys and statistics across batches)."""
         return Checker(self)
-
-    def arrow_schema(self) -> pa.Schema:
-        """The Arrow schema of the valid rows' contract columns (without extras)."""
-        frame = pl.DataFrame(schema={n: c.parser.dtype for n, c in self.columns.items()})
-        return frame.to_arrow().schema
 
     def rule_names(self) -> list[str]:
         """Every rule this contract can report, in order."""
@@ -376,8 +387,9 @@ class Checker:
         report.describe(valid)
         self._track(valid)
         # Arrow's view layout is Polars' own: no copy of the text (every store reads it)
-        return Checked(valid.to_arrow(compat_level=pl.CompatLevel.newest()), invalid,
-                       original.height - checked)
+        out = _arrow_uuids(valid.to_arrow(compat_level=pl.CompatLevel.newest()),
+                           contract.uuid_columns)
+        return Checked(out, invalid, original.height - checked)
 
     # ------------------------------------------------------------------ steps
     def _rename(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -433,12 +445,12 @@ class Checker:
                 typed = parser.from_typed(pl.col(name), source)
             if typed is not None:
                 exprs.append(typed.alias(name))
-                if source != parser.dtype:
-                    exprs.append(pl.col(name).alias(PRE + name))
+                if source != parser.dtype or parser.label == UUID_LABEL:  # 16 bytes or fail
+                    exprs.append(as_text(pl.col(name), source, keep=True).alias(PRE + name))
                     text_typed.append(name)
                 continue
-            text = pl.col(name) if source == pl.String else pl.col(name).cast(pl.String)
-            if col.spec.type == "string" or col.spec.map:
+            text = as_text(pl.col(name), source)
+            if col.spec.type in {"string", "binary"} or col.spec.map:  # null words decode
                 cleaned = (self._clean_by_value(frame, name, col) if source == pl.String
                            else self._clean(text, col))
                 if col.spec.type == "string":
@@ -707,7 +719,7 @@ class Checker:
         if not int(invalid_mask.sum()):
             return INVALID_SCHEMA.empty_table()
         raw_cols = [c for c in original.columns if c != POSITION]
-        bad = original.filter(invalid_mask)
+        bad = self._bytes_as_text(original.filter(invalid_mask))
         try:
             raw = bad.select(pl.struct(raw_cols).struct.json_encode()).to_series()
         except Exception:  # exotic types: encode their text
@@ -725,6 +737,28 @@ class Checker:
             POSITION, raw.alias("raw"), pl.col("rules").fill_null([]),
             pl.col("reasons").fill_null([]))
         return named.to_arrow().cast(INVALID_SCHEMA)
+
+    def _bytes_as_text(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Binary columns as text for the quarantine's raw rows, spelled so that a replay reads
+        them back: UUIDs as UUID text, other bytes in the column's encoding (base64 unless the
+        contract says hex)."""
+        names = self._rename(frame.head(0)).columns  # contract names, in the same order
+        exprs = []
+        for source, name in zip(frame.columns, names, strict=True):
+            dtype, e = frame.schema[source], pl.col(source)
+            if isinstance(dtype, pl.List) and dtype.inner == pl.Binary:  # JSON holds no bytes
+                exprs.append(e.list.eval(pl.element().bin.encode("base64")))
+            if dtype != pl.Binary:
+                continue
+            spec = self.contract.spec.columns.get(name)
+            if spec is not None and spec.type == "uuid":
+                text = _uuid_text(e)
+            elif spec is not None and spec.type == "binary" and spec.encoding == "hex":
+                text = e.bin.encode("hex")
+            else:
+                text = e.bin.encode("base64")
+            exprs.append(text.alias(source))
+        return frame.with_columns(exprs) if exprs else frame
 
     def _track(self, valid: pl.DataFrame) -> None:
         fresh = self.contract.spec.table.freshness
@@ -784,6 +818,28 @@ def _check_formats(parser: Parser, where: str) -> None:
 
 def _falses(name: str, n: int) -> pl.Series:
     return pl.Series(name, np.zeros(n, dtype=bool))
+
+
+def _uuid_text(e: pl.Expr) -> pl.Expr:
+    """16 bytes as canonical UUID text; other lengths as base64 (they are not UUIDs)."""
+    digits = e.bin.encode("hex")
+    parts = [digits.str.slice(start, length) for start, length in _UUID_GROUPS]
+    return pl.when(e.bin.size() == 16).then(pl.concat_str(parts, separator="-")) \
+        .otherwise(e.bin.encode("base64"))
+
+
+_UUID_GROUPS = ((0, 8), (8, 4), (12, 4), (16, 4), (20, 12))
+
+
+def _arrow_uuids(table: pa.Table, names: list[str]) -> pa.Table:
+    """UUID columns (16 bytes each in Polars) as Arrow's UUID type, which stores keep native."""
+    for name in names:
+        i = table.schema.get_field_index(name)
+        storage = table.column(i).cast(pa.binary(16))
+        uuids = pa.chunked_array([pa.ExtensionArray.from_storage(pa.uuid(), chunk)
+                                  for chunk in storage.chunks], pa.uuid())
+        table = table.set_column(i, pa.field(name, pa.uuid()), uuids)
+    return table
 
 
 def _typed(e: pl.Expr, col: _Column, *, nan_to_null: bool = True) -> pl.Expr:

@@ -422,7 +422,8 @@ def render(node: Node) -> str:
 
 #: Kinds of values in expressions, from contract types.
 KIND_OF_TYPE = {"string": "string", "json": "string", "integer": "number", "float": "number",
-                "boolean": "boolean", "date": "date", "timestamp": "timestamp", "time": "time"}
+                "boolean": "boolean", "date": "date", "timestamp": "timestamp", "time": "time",
+                "uuid": "binary", "binary": "binary"}
 
 
 def kind_of(type_: str) -> str:

@@ -53,6 +53,7 @@ def infer_contract(sample: pa.Table, *, threshold: float = 0.98, name: str | Non
     >>> {n: c.type for n, c in spec.columns.items()}
     {'id': 'integer', 'when': 'date'}
     """
+    uuids = {f.name for f in sample.schema if f.type == pa.uuid()}  # Polars sees only bytes
     frame = pl.DataFrame(sample)
     if POSITION in frame.columns:
         frame = frame.drop(POSITION)
@@ -64,13 +65,15 @@ def infer_contract(sample: pa.Table, *, threshold: float = 0.98, name: str | Non
     for source, target in zip(frame.columns, names, strict=True):
         series = frame.get_column(source)
         column, cleaned = _infer_column(series, threshold)
+        if source in uuids:
+            column = ColumnSpec(type="uuid")
         if target != _normal(source):
             column = column.model_copy(update={"from_": source})
         columns[target] = column
         hints[target] = _describe(cleaned, frame.height)
         if (not key_guess and cleaned.null_count() == 0 and frame.height >= 2
                 and cleaned.n_unique() == frame.height
-                and column.type in {"integer", "string"}
+                and column.type in {"integer", "string", "uuid"}
                 and re.search(r"(^id$|_id$|^id_|key$|code$|number$)", target)):
             key_guess = [target]
     spec = ContractSpec(version=CONTRACT_VERSION, name=name, columns=columns)
@@ -143,6 +146,8 @@ def _type_of(dtype: pl.DataType) -> str:
         return "time"
     if isinstance(dtype, pl.Struct | pl.List | pl.Array):
         return "json"
+    if dtype == pl.Binary:
+        return "binary"
     return "string"
 
 

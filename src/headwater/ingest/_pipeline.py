@@ -259,6 +259,8 @@ class _Loader:
             tx_context = nullcontext(shared_tx) if shared_tx is not None else \
                 self.store.transaction(self.pipeline, self.run.id)
             with tx_context as tx:
+                if extract.meta.get("truncate"):  # the source table was emptied: so is ours
+                    tx.delete_all(self.table)
                 self._load_batches(extract, tx, result)
                 if extract.key:
                     tx.set_state(extract.key, extract.position)

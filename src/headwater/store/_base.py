@@ -50,6 +50,10 @@ class Transaction(ABC):
                    for data in tables)
 
     @abstractmethod
+    def delete_all(self, table: str) -> None:
+        """Delete every row of ``table``, keeping its columns (no table: nothing to do)."""
+
+    @abstractmethod
     def quarantine(self, rows: pa.Table) -> int:
         """Add rows (``QUARANTINE_SCHEMA``) to the quarantine. Returns rows written."""
 

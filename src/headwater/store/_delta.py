@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import POSITION, ConfigError, NotFoundError, SinkError, State, WriteMode
+from headwater.core._arrow import is_binary, is_text, uuids_as_text
 from headwater.monitor import get_logger, redact, register_secret
 from headwater.store._base import (
     QUARANTINE_SCHEMA,
@@ -42,7 +43,7 @@ from headwater.store._base import (
     quote,
 )
 from headwater.store._evolve import plan_evolution
-from headwater.store._prepare import dedupe_on_key, is_text, prepare_rows
+from headwater.store._prepare import dedupe_on_key, prepare_rows
 from headwater.store._spill import DEFAULT_MEMORY_LIMIT, SpillBuffer, SpillPool
 
 log = get_logger(__name__)
@@ -254,6 +255,9 @@ class DeltaStore(Store):
         try:
             if op.mode == "mark":
                 self._mark(dt, op, props)
+            elif op.mode == "delete":
+                if dt is not None:
+                    dt.delete(commit_properties=props)
             elif op.mode == "merge":
                 self._merge(table, dt, op, props)
             else:
@@ -372,7 +376,7 @@ class _Ledger:
 class _Op:
     """One buffered operation on one table, committed as one Delta commit."""
 
-    mode: str                      # append | overwrite | merge | mark
+    mode: str                      # append | overwrite | merge | mark | delete
     buffer: SpillBuffer
     primary_key: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
@@ -422,6 +426,10 @@ class _DeltaTransaction(Transaction):
             op = self._op(table, mode, primary_key)
         op.buffer.append(data)
         return data.num_rows
+
+    def delete_all(self, table: str) -> None:
+        _check_name(table)
+        self._ops[table] = [_Op("delete", self.pool.buffer())]  # what came before goes too
 
     def quarantine(self, rows: pa.Table) -> int:
         if rows.num_rows == 0:
@@ -523,8 +531,7 @@ def delta_type(type_: pa.DataType, column: str = "?") -> pa.DataType:
         if type_.precision > 38:
             raise _unsupported(column, type_, "decimals wider than 38 digits")
         return pa.decimal128(type_.precision, type_.scale)
-    if pa.types.is_binary(type_) or pa.types.is_large_binary(type_) \
-            or pa.types.is_binary_view(type_) or pa.types.is_fixed_size_binary(type_):
+    if is_binary(type_) or pa.types.is_fixed_size_binary(type_):
         return pa.binary()
     if pa.types.is_date(type_):
         return pa.date32()
@@ -545,6 +552,7 @@ def delta_type(type_: pa.DataType, column: str = "?") -> pa.DataType:
 
 def normalise(data: pa.Table) -> pa.Table:
     """Cast every column to the type Delta stores and gives back."""
+    data = uuids_as_text(data)
     for i, fld in enumerate(data.schema):
         target = delta_type(fld.type, fld.name)
         if fld.type.equals(target):

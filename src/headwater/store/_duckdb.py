@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from headwater.core import POSITION, SinkError, State, WriteMode
+from headwater.core._arrow import cast_column
 from headwater.store._base import (
     QUARANTINE_SCHEMA,
     QUARANTINE_TABLE,
@@ -148,9 +149,17 @@ class _DuckDBTransaction(Transaction):
             exists = self.con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
                 "AND table_name = ?", [table]).fetchall()[0][0]
-            self._schemas[table] = self.con.sql(
-                f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema if exists else None
+            self._schemas[table] = self._arrow_schema(table) if exists else None
         return self._schemas[table]
+
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        """The table's columns as Arrow types; UUID columns as Arrow's UUID (DuckDB hands their
+        values out as text)."""
+        schema = self.con.sql(f"SELECT * FROM {quote(table)} LIMIT 0").to_arrow_table().schema
+        for name, sql_type, *_ in self.con.execute(f"DESCRIBE {quote(table)}").fetchall():
+            if sql_type == "UUID":
+                schema = schema.set(schema.get_field_index(name), pa.field(name, pa.uuid()))
+        return schema
 
     def write(self, table: str, data: pa.Table, *, mode: WriteMode = "append",
               primary_key: list[str] | None = None) -> int:
@@ -174,7 +183,8 @@ class _DuckDBTransaction(Transaction):
             return 0
         plan = plan_evolution(table, existing, data.schema)
         for name, type_ in plan.cast.items():
-            data = data.set_column(data.schema.get_field_index(name), name, data[name].cast(type_))
+            data = data.set_column(data.schema.get_field_index(name), name,
+                                   cast_column(data[name], type_))
         self.con.register(_INCOMING, data)
         try:
             if plan.add or plan.widen:
@@ -240,6 +250,10 @@ class _DuckDBTransaction(Transaction):
         rows = self.con.execute(f"DESCRIBE SELECT {quote(column)} FROM {_INCOMING}").fetchall()
         return rows[0][1]
 
+    def delete_all(self, table: str) -> None:
+        if self._schema(table) is not None:
+            self.con.execute(f"DELETE FROM {quote(table)}")
+
     def quarantine(self, rows: pa.Table) -> int:
         if rows.num_rows == 0:
             return 0
@@ -292,7 +306,7 @@ class _SameSchema:
                     return
                 for name, type_ in casts.items():
                     index = prepared.schema.get_field_index(name)
-                    prepared = prepared.set_column(index, name, prepared[name].cast(type_))
+                    prepared = prepared.set_column(index, name, cast_column(prepared[name], type_))
                 self.rows += prepared.num_rows
                 yield from prepared.to_batches()
         except BaseException as exc:

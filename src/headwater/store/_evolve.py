@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from headwater.core import SchemaChangeError
-from headwater.store._prepare import is_text
+from headwater.core._arrow import is_binary, is_text
 
 _INT_ORDER = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
 
@@ -43,8 +43,9 @@ def plan_evolution(table: str, existing: pa.Schema, incoming: pa.Schema) -> Evol
         if old is None:
             type_ = pa.string() if pa.types.is_null(new.type) else new.type
             plan.add.append(pa.field(new.name, type_))
-        elif old.type.equals(new.type) or (is_text(old.type) and is_text(new.type)):
-            continue  # every store takes any of Arrow's three text layouts as its text type
+        elif old.type.equals(new.type) or (is_text(old.type) and is_text(new.type)) or (
+                is_binary(old.type) and is_binary(new.type)):
+            continue  # every store takes any of Arrow's three layouts of text (or bytes) alike
         elif pa.types.is_null(new.type) or _lossless(new.type, old.type):
             plan.cast[new.name] = old.type
         elif _lossless(old.type, new.type):
@@ -80,6 +81,8 @@ def _lossless(src: pa.DataType, dst: pa.DataType) -> bool:
     if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
         return src.tz == dst.tz or (src.tz is None) == (dst.tz is None)
     if is_text(src) and is_text(dst):
+        return True
+    if src == pa.uuid() and is_text(dst):
         return True
     return pa.types.is_dictionary(src) and _lossless(src.value_type, dst)
 

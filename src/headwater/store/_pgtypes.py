@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import SinkError
-from headwater.store._prepare import is_text
+from headwater.core._arrow import is_binary, is_text, uuids_as_text
 
 #: PostgreSQL's numeric holds up to 1000 digits; Arrow's widest decimal holds 76.
 _MAX_DECIMAL = 76
@@ -69,8 +69,7 @@ def pg_type(type_: pa.DataType, column: str = "?") -> str:
         return f"numeric({type_.precision},{type_.scale})"
     if is_text(type_):
         return "text"
-    if (pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
-            or pa.types.is_fixed_size_binary(type_) or pa.types.is_binary_view(type_)):
+    if is_binary(type_) or pa.types.is_fixed_size_binary(type_):
         return "bytea"
     if pa.types.is_date(type_):
         return "date"
@@ -124,6 +123,7 @@ def normalise_type(type_: pa.DataType, column: str = "?") -> pa.DataType:
 
 def normalise(data: pa.Table) -> pa.Table:
     """Cast every column to the type PostgreSQL stores and gives back (exact binary COPY)."""
+    data = uuids_as_text(data)
     for i, fld in enumerate(data.schema):
         target = normalise_type(fld.type, fld.name)
         if fld.type.equals(target):

@@ -226,6 +226,10 @@ class _PostgresTransaction(Transaction):
                             hint="check the column types of the table against this load "
                             "(`headwater sql` can show them)") from None
 
+    def delete_all(self, table: str) -> None:
+        if self._columns(table) is not None:
+            self.store._run(self.cur, f"DELETE FROM {self.store._table(table)}")
+
     def write(self, table: str, data: pa.Table, *, mode: WriteMode = "append",
               primary_key: list[str] | None = None) -> int:
         run = self.store._run

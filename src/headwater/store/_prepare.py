@@ -8,13 +8,6 @@ import pyarrow.compute as pc
 from headwater.core import ConfigError
 
 
-def is_text(type_: pa.DataType) -> bool:
-    """True for any of Arrow's text layouts (string, large_string, string_view): every store
-    reads each of them as its one text type."""
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_) \
-        or pa.types.is_string_view(type_)
-
-
 def prepare_rows(data: pa.Table) -> pa.Table:
     """Give all-null columns a concrete type (text), so a store can create them."""
     for i, fld in enumerate(data.schema):

@@ -229,3 +229,40 @@ def test_unit_errors():
         unit_factor(UnitSpec(**{"from": "kg", "to": "km"}))
     with pytest.raises(ConfigError, match="unknown unit"):
         unit_factor(UnitSpec(**{"from": "furlong", "to": "m"}))
+
+
+# -------------------------------------------------------------------------------- UUIDs
+
+def _python_uuid(text: str):
+    import uuid
+
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return FAIL
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF-{}", max_size=40),
+    st.builds(lambda u, upper, hyphens, braces: (
+        "{%s}" if braces else "%s") % (u.hex if not hyphens else str(u)).__getattribute__(
+        "upper" if upper else "lower")(), st.uuids(), st.booleans(), st.booleans(),
+        st.booleans())), min_size=1, max_size=20))
+def test_uuid_text_reads_as_python_reads_it(values):
+    expected = [None if v.strip() in {"", "-", "--"} else _python_uuid(v) for v in values]
+    assert cleanse({"type": "uuid"}, values) == expected
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("3q2+7w==", b"\xde\xad\xbe\xef"), ("", None), ("none", None), ("N/A", None),
+    ("not base64!", FAIL), ("QQ", FAIL)])
+def test_binary_base64(text, value):
+    assert cleanse({"type": "binary"}, [text]) == [value]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("\\xdeadbeef", b"\xde\xad\xbe\xef"), ("0XDEADBEEF", b"\xde\xad\xbe\xef"),
+    ("deadbeef", b"\xde\xad\xbe\xef"), ("dead bee", FAIL), ("abc", FAIL)])
+def test_binary_hex(text, value):
+    assert cleanse({"type": "binary", "encoding": "hex"}, [text]) == [value]

@@ -347,3 +347,57 @@ def test_promoting_an_attempt_never_changes_a_value():
         again = shared.check(t)
         assert again.valid.to_pylist() == fresh.valid.to_pylist(), i
     assert again.valid.column("x").to_pylist() == [1234.0, 3.0]
+
+
+U1 = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
+
+def test_uuid_columns_read_text_and_bytes_and_leave_as_arrow_uuids():
+    import uuid
+
+    spec = {"columns": {"t": {"type": "uuid"}, "b": {"type": "uuid"}}}
+    text = pa.array([U1.upper(), "{" + U1 + "}", "urn:uuid:" + U1.replace("-", ""), "nope", None])
+    raw = pa.array([uuid.UUID(U1).bytes] * 3 + [b"\xde\xad", None], pa.binary())
+    (out,) = run(spec, batch(t=text, b=raw))
+    assert out.valid.schema.field("t").type == pa.uuid()
+    assert out.valid.column("t").to_pylist() == [uuid.UUID(U1)] * 3 + [None]
+    assert out.valid.column("b").to_pylist()[0] == uuid.UUID(U1)
+    bad = by_pos(out)[4]
+    assert bad["rules"] == ["type(t)", "type(b)"]
+    assert "'nope' is not a valid UUID" in bad["reasons"][0]
+    assert json.loads(bad["raw"]) == {"t": "nope", "b": "3q0="}  # bytes as base64
+    assert 5 not in by_pos(out)  # null is null, not a failure
+
+
+def test_binary_columns_keep_bytes_and_read_base64_or_hex_text():
+    spec = {"columns": {"raw": {"type": "binary"}, "b64": {"type": "bytes"},
+                        "hex": {"type": "binary", "encoding": "hex"}, "s": {"type": "string"}}}
+    t = batch(raw=pa.array([b"\xff\x00", b"\x80"]), b64=pa.array(["3q0=", "!!"]),
+              hex=pa.array(["\\xDEAD", "0xdead"]), s=pa.array([b"\xff", b"ok"]))
+    (out,) = run(spec, t)
+    row = out.valid.to_pylist()[0]
+    assert row == {"raw": b"\xff\x00", "b64": b"\xde\xad", "hex": b"\xde\xad", "s": "/w==",
+                   POSITION: 1}  # bytes are never decoded as UTF-8: a string gets base64
+    bad = by_pos(out)[2]
+    assert bad["rules"] == ["type(b64)"]
+    assert json.loads(bad["raw"])["raw"] == "gA=="
+
+
+def test_uuids_in_the_quarantine_replay_as_uuids():
+    import uuid
+
+    spec = {"columns": {"u": {"type": "uuid"}, "n": {"type": "integer", "min": 0}}}
+    (out,) = run(spec, batch(u=pa.array([uuid.UUID(U1).bytes], pa.binary(16)), n=[-1]))
+    raw = json.loads(out.invalid.column("raw")[0].as_py())
+    assert raw == {"u": U1, "n": -1}
+    (again,) = run(spec, batch(u=[raw["u"]], n=[1]))  # the raw text reads back the same
+    assert again.valid.column("u").to_pylist() == [uuid.UUID(U1)]
+
+
+def test_lists_become_json_text_and_bytes_in_them_base64():
+    spec = {"columns": {"l": {"type": "json"}, "b": {"type": "json"}, "n": {"type": "integer",
+                                                                          "min": 0}}}
+    t = batch(l=pa.array([[1, None], None]), b=pa.array([[b"\xff"], [b"\x00"]]), n=[1, -1])
+    (out,) = run(spec, t)
+    assert out.valid.to_pylist()[0] == {"l": "[1,null]", "b": '["/w=="]', "n": 1, POSITION: 1}
+    assert json.loads(out.invalid.column("raw")[0].as_py()) == {"l": None, "b": ["AA=="], "n": -1}

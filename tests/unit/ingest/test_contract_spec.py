@@ -86,6 +86,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
     ({"columns": {"a": {"type": "integer"}}, "rules": {"r": "a"}}, "not a condition"),
     ({"columns": {"a": {"type": "integer"}}, "rules": {"r": "a > 'x'"}}, "cannot compare"),
     ({"columns": {}}, "declares no columns"),
+    ({"columns": {"a": {"type": "uuid", "pattern": "^a"}}}, "pattern do not apply to a uuid"),
+    ({"columns": {"a": {"type": "bytea", "max_length": 3}}}, "max_length do not apply"),
+    ({"columns": {"a": {"type": "uuid"}}, "rules": {"r": "a == 'x'"}}, "cannot compare a binary"),
     ({"columns": {"a": {"type": "boolean", "true_values": ["x"], "false_values": ["x"]}}},
      "both true_values and false_values"),
 ])

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from headwater.config import parse_project
 from headwater.core import POSITION, ConfigError, SourceError
+from headwater.core._arrow import uuid_text
 from headwater.ingest.sources._cdc import _decoded_ident, touched_keys
 from headwater.ingest.sources._http import RetryPolicy, retry_after
 from headwater.ingest.sources._records import dig, find_records, records_to_table
@@ -22,7 +23,6 @@ from headwater.ingest.sources._sql_types import (
     encode_cursor,
     parse_lookback,
     step_back,
-    uuid_text,
 )
 
 # ---------------------------------------------------------------- test_decoding output

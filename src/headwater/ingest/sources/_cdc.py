@@ -7,7 +7,8 @@ the position the warehouse last committed. Each run:
    before it is loaded, and a crash just replays changes);
 2. snapshots tables never loaded (a full read; the position is the WAL position before it);
 3. peeks the changes up to the current WAL position, parses them column-wise (Polars), and keeps
-   the keys each table's changes touched;
+   the keys each table's changes touched (a table that was truncated is read whole instead, and
+   its warehouse table emptied in the same transaction);
 4. reads the current row of every touched key in one query per table: found rows are upserted,
    missing ones become tombstones (``hw_deleted = true``) — the net effect of the changes, typed
    exactly as a full read would type them.
@@ -107,11 +108,11 @@ class PostgresCdcSource(Source):
             if committed and len(committed) == len(targets):
                 self._advance(d, min(committed, key=_lsn_int), slot_lsn)
             upto = d.execute("SELECT CAST(pg_current_wal_lsn() AS text)")[0][0]
+            several = len(targets) > 1
             for t in targets:
                 if self._key(t) not in state:
-                    yield self._snapshot(d, reader, t, upto)
+                    yield self._snapshot(d, reader, t, upto, several)
             changes = self._changes(d, upto)
-            several = len(targets) > 1
             for t in targets:
                 yield self._apply(d, reader, t, changes, upto, several)
         finally:
@@ -160,13 +161,14 @@ class PostgresCdcSource(Source):
 
     # ------------------------------------------------------------------ reading
 
-    def _snapshot(self, d: PostgresDialect, reader: SqlSource, t: _Target, upto: str) -> Extract:
-        inner = reader._extract(d, t, State(), several=False)
+    def _snapshot(self, d: PostgresDialect, reader: SqlSource, t: _Target, upto: str,
+                  several: bool, *, truncate: bool = False) -> Extract:
+        inner = reader._extract(d, t, State(), several=several)
         assert inner is not None
         return Extract(source=f"{t.label} (snapshot)", key=self._key(t),
                        position={"lsn": upto, "snapshot": True},
                        batches=(_flag(b, deleted=False) for b in inner.batches),
-                       unit="row", meta={**inner.meta, "cdc": "snapshot"})
+                       unit="row", meta={**inner.meta, "cdc": "snapshot", "truncate": truncate})
 
     def _changes(self, d: PostgresDialect, upto: str) -> pa.Table:
         """Changes since the slot's position up to ``upto``: (lsn, data)."""
@@ -181,7 +183,12 @@ class PostgresCdcSource(Source):
 
     def _apply(self, d: PostgresDialect, reader: SqlSource, t: _Target, changes: pa.Table,
                upto: str, several: bool) -> Extract:
-        keys = touched_keys(changes, _decoded_name(self.schema, t.name), t.primary_key)
+        name = _decoded_name(self.schema, t.name)
+        if truncated(changes, name):
+            log.warning("cdc_truncate", table=t.key,
+                        action="the warehouse table is emptied and the table read again")
+            return self._snapshot(d, reader, t, upto, several, truncate=True)
+        keys = touched_keys(changes, name, t.primary_key)
         meta: dict[str, Any] = {"table": t.name, "primary_key": t.primary_key,
                                 "dialect": "postgres", "cdc": "changes",
                                 "keys_touched": len(keys)}
@@ -251,11 +258,6 @@ def touched_keys(changes: pa.Table, table_name: str, primary_key: list[str]
         pl.col("data").str.slice(len(prefix)).alias("rest"))
     if rows.height == 0:
         return []
-    truncates = rows.filter(pl.col("rest").str.starts_with("TRUNCATE")).height
-    if truncates:
-        log.warning("cdc_truncate_seen", table=table_name,
-                    hint="a TRUNCATE is not replayed: rows stay in the warehouse until a "
-                    "full reload (mode replace)")
     rows = rows.filter(~pl.col("rest").str.starts_with("TRUNCATE")).with_columns(
         pl.col("rest").str.extract(r"^(INSERT|UPDATE|DELETE): ", 1).alias("op"),
         pl.col("rest").str.replace(r"^(INSERT|UPDATE|DELETE): ", "").alias("body"),
@@ -285,6 +287,20 @@ def touched_keys(changes: pa.Table, table_name: str, primary_key: list[str]
         key_cols.append(value.alias(f"k{i}"))
     keys = tuples.select(key_cols).unique(maintain_order=True)
     return [list(row) for row in keys.iter_rows()]
+
+
+def truncated(changes: pa.Table, table_name: str) -> bool:
+    """True if ``test_decoding`` changes include a TRUNCATE of the table.
+
+    >>> truncated(pa.table({"lsn": ["0/1"], "data": ["table public.t: TRUNCATE: (no-flags)"]}),
+    ...           "public.t")
+    True
+    """
+    import pyarrow.compute as pc
+
+    if changes.num_rows == 0:
+        return False
+    return bool(pc.any(pc.starts_with(changes["data"], f"table {table_name}: TRUNCATE:")).as_py())
 
 
 def _decoded_ident(name: str) -> str:

@@ -218,10 +218,9 @@ class PostgresDialect(Dialect):
         return str(value)
 
     def select_expr(self, column: Column, source: str | None = None) -> str:
-        """Types ADBC cannot map (enums, inet, uuid, ...) are read as their text."""
+        """Types ADBC cannot map (enums, inet, ...) are read as their text."""
         expr = source or self.quote(column.name)
-        if _PG_NATIVE.match(column.type_sql.strip()) and not column.type_sql.upper().startswith(
-                "UUID"):
+        if _PG_NATIVE.match(column.type_sql.strip()):
             return expr
         cast = "text[]" if column.type_sql.endswith("[]") else "text"
         return f"CAST({expr} AS {cast}) AS {self.quote(column.name)}"

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import SourceError
+from headwater.core._arrow import uuid_text
 from headwater.monitor import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ def pg_plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Replace ADBC's extension types by plain Arrow types every engine reads.
 
     ``numeric(p, s)`` becomes ``decimal128(p, s)`` (``decimal256`` above 38 digits); numeric
-    without a declared precision stays exact as text; ``uuid`` becomes its 36-character text;
+    without a declared precision stays exact as text; ``uuid`` stays Arrow's UUID type;
     ``json``/``jsonb`` become text; other opaque types (enums, inet, ...) become their text.
     """
     arrays, fields = [], []
@@ -49,13 +49,15 @@ def pg_plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _pg_column(col: pa.Array, fld: pa.Field) -> pa.Array:
+def _pg_column(col: pa.Array, fld: pa.Field, *, nested: bool = False) -> pa.Array:
     typ = col.type
     if isinstance(typ, pa.BaseExtensionType):
+        if nested and typ == pa.uuid():  # uuid[]: a list of text, as JSON holds it
+            return uuid_text(col.storage)
         return _pg_extension(col, fld)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
         child_field = typ.value_field
-        values = _pg_column(col.values, child_field)
+        values = _pg_column(col.values, child_field, nested=True)
         if values.type == child_field.type:
             return col
         offsets = col.offsets
@@ -69,7 +71,7 @@ def _pg_extension(col: pa.Array, fld: pa.Field) -> pa.Array:
     name = getattr(typ, "extension_name", "")
     storage = col.storage
     if name == "arrow.uuid":
-        return uuid_text(storage)
+        return col  # 16 bytes, kept: the contract types it uuid, stores keep it native
     if name == "arrow.json":
         return storage.cast(pa.string())
     type_name = getattr(typ, "type_name", "")
@@ -100,38 +102,6 @@ def _numeric_type(typmod: bytes | None) -> pa.DataType | None:
     if scale > precision:  # PostgreSQL 15 allows negative or large scales: keep them exact
         return None
     return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-
-
-def uuid_text(storage: pa.Array) -> pa.Array:
-    """16-byte UUIDs to their canonical text, vectorised with NumPy: the 36 bytes of each text
-    are written into one buffer that becomes the Arrow array's data, no string per value.
-
-    >>> import uuid
-    >>> u = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    >>> uuid_text(pa.array([u.bytes, None], pa.binary(16))).to_pylist()
-    ['12345678-1234-5678-1234-567812345678', None]
-    """
-    n = len(storage)
-    if n == 0:
-        return pa.array([], pa.string())
-    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)
-    raw = raw[storage.offset * 16:(storage.offset + n) * 16].reshape(n, 16)
-    digits = _HEX_PAIRS[raw].view(np.uint8).reshape(n, 32)  # each byte -> its 2 hex digits
-    data = pa.allocate_buffer(n * 36)  # Arrow's own aligned memory, written in place
-    text = np.frombuffer(data, dtype=np.uint8).reshape(n, 36)
-    text[:, [8, 13, 18, 23]] = ord("-")
-    for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
-        text[:, at:at + stop - start] = digits[:, start:stop]
-    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    validity = storage.buffers()[0]
-    if validity is not None and storage.offset:  # a sliced bitmap: rebuild it from offset 0
-        validity = pa.array(storage.is_valid()).buffers()[1]
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), data, validity,
-                                       storage.null_count)
-
-
-#: The two hex digits of every byte value, as one 16-bit unit each (in memory order).
-_HEX_PAIRS = np.frombuffer("".join(f"{i:02x}" for i in range(256)).encode(), dtype=np.uint16)
 
 
 # ---------------------------------------------------------------- MySQL / MariaDB (pymysql)
