@@ -185,11 +185,22 @@ def test_pg_type_mapping_round_trip(postgres_url, unique_name, store):
 
         assert json.loads(row["js"]) == {"a": [1, 2]}
         assert json.loads(row["jsb"]) == {"b": {"c": None}}
-        schema = data.schema
-        assert str(schema.field("num").type) == "decimal128(20, 6)"
-        assert str(schema.field("iv").type) == "month_day_nano_interval"
+        assert row["iv"] == "0 mons 1 days 02:03:04.000000"  # months apart: DuckDB reads it
+        assert str(data.schema.field("num").type) == "decimal128(20, 6)"
         nulls = store.query("SELECT * FROM types WHERE id = 2").to_pylist()[0]
         assert all(v is None for k, v in nulls.items() if k != "id")
+        # and through the pipeline (inferred contract): every value arrives, none quarantined
+        run = ingest(SqlSource(postgres_url, tables=[unique_name]), store, table="piped",
+                     pipeline="piped")
+        assert (run.rows_loaded, run.rows_quarantined) == (2, 0), run.error
+        piped = store.query("SELECT * FROM piped WHERE id = 1").to_pylist()[0]
+        assert piped["free"] == "3.14159265358979323846264338327950288"  # text, not a float
+        assert piped["num"] == Decimal("12345678901234.123456") and piped["big"] == 2**63 - 1
+        assert piped["iv"] == row["iv"] and piped["mood"] == "happy" and piped["vc"] == "x"
+        assert json.loads(piped["ints"]) == [1, None, 3] and json.loads(piped["texts"]) == [
+            "a", "b'c"]
+        assert piped["u"] == row["u"] and piped["raw"] == b"\xde\xad\xbe\xef"
+        assert json.loads(piped["jsb"]) == {"b": {"c": None}}
     finally:
         with pg(postgres_url) as con:
             con.execute(f"DROP TABLE IF EXISTS {unique_name}")
@@ -349,6 +360,15 @@ def test_mariadb_type_mapping_round_trip(mariadb_url, unique_name, store):
         assert json.loads(row["doc"]) == {"a": 1}
         nulls = store.query("SELECT * FROM types WHERE id = 2").to_pylist()[0]
         assert all(v is None for k, v in nulls.items() if k != "id")
+        # and through the pipeline (inferred contract): every value arrives, none quarantined
+        run = ingest(SqlSource(mariadb_url, tables=[unique_name]), store, table="piped",
+                     pipeline="piped")
+        assert (run.rows_loaded, run.rows_quarantined) == (2, 0), run.error
+        piped = store.query("SELECT * FROM piped WHERE id = 1").to_pylist()[0]
+        assert piped["ubig"] == Decimal(18446744073709551615)  # past int64: decimal(20,0)
+        assert piped["e"] == "y"  # an enum label stays text (not the boolean 'yes')
+        assert piped["t"] == "-838:59:59.000000" and piped["bin"] == b"\x00\xff"
+        assert piped["dec"] == row["dec_"] and piped["txt"] == "héllo ✓"  # names snake_cased
     finally:
         with mysql() as con, con.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {unique_name}")

@@ -6,6 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+#: Field metadata key with the database type a column came from (PostgreSQL, MySQL). Such a
+#: column is typed by the database: an inferred contract takes its Arrow type as it is and never
+#: re-reads its text as numbers or dates.
+DB_TYPE = b"headwater.db_type"
+
 
 def is_text(type_: pa.DataType) -> bool:
     """True for any of Arrow's text layouts (string, large_string, string_view): every store

@@ -215,13 +215,29 @@ def uuid_bytes(e: pl.Expr) -> pl.Expr:
 
 def as_text(e: pl.Expr, source: pl.DataType, *, keep: bool = False) -> pl.Expr:
     """A column of type ``source`` as text to parse or show: bytes as base64 (never decoded as
-    UTF-8, which may fail), structs and lists as JSON, other types cast. ``keep``: leave other
-    types as they are."""
+    UTF-8, which may fail), structs and lists as JSON, durations as ``[-]H:MM:SS.ffffff``, other
+    types cast. ``keep``: leave other types as they are."""
     if source == pl.Binary:
         return e.bin.encode("base64")
     if isinstance(source, pl.Struct | pl.List | pl.Array):
         return json_text(e, source)
+    if isinstance(source, pl.Duration):
+        return clock_text(e.dt.total_microseconds())
     return e if keep or source == pl.String else e.cast(pl.String, strict=False)
+
+
+def clock_text(micros: pl.Expr) -> pl.Expr:
+    """Microseconds as ``[-]HH:MM:SS.ffffff`` (hours past 99 as they are), which PostgreSQL and
+    DuckDB read as an interval."""
+    us = micros.abs()
+
+    def two(e: pl.Expr) -> pl.Expr:
+        return e.cast(pl.String).str.zfill(2)
+
+    sign = pl.when(micros < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str([sign, two(us // 3_600_000_000), pl.lit(":"), two(us // 60_000_000 % 60),
+                          pl.lit(":"), two(us // 1_000_000 % 60), pl.lit("."),
+                          (us % 1_000_000).cast(pl.String).str.zfill(6)])
 
 
 def json_text(e: pl.Expr, source: pl.DataType) -> pl.Expr:

@@ -18,6 +18,7 @@ import yaml
 from headwater import __version__
 from headwater.config._contract import CONTRACT_VERSION, CleanseSpec, ColumnSpec, ContractSpec
 from headwater.core import POSITION
+from headwater.core._arrow import DB_TYPE
 from headwater.ingest._cleanse import (
     FALSE_WORDS,
     TRUE_WORDS,
@@ -54,6 +55,7 @@ def infer_contract(sample: pa.Table, *, threshold: float = 0.98, name: str | Non
     {'id': 'integer', 'when': 'date'}
     """
     uuids = {f.name for f in sample.schema if f.type == pa.uuid()}  # Polars sees only bytes
+    declared = {f.name for f in sample.schema if DB_TYPE in (f.metadata or {})}
     frame = pl.DataFrame(sample)
     if POSITION in frame.columns:
         frame = frame.drop(POSITION)
@@ -64,9 +66,12 @@ def infer_contract(sample: pa.Table, *, threshold: float = 0.98, name: str | Non
     key_guess: list[str] = []
     for source, target in zip(frame.columns, names, strict=True):
         series = frame.get_column(source)
-        column, cleaned = _infer_column(series, threshold)
         if source in uuids:
-            column = ColumnSpec(type="uuid")
+            column, cleaned = ColumnSpec(type="uuid"), series
+        elif source in declared:  # the database typed it: text stays text
+            column, cleaned = ColumnSpec(type=_type_of(series.dtype)), series
+        else:
+            column, cleaned = _infer_column(series, threshold)
         if target != _normal(source):
             column = column.model_copy(update={"from_": source})
         columns[target] = column
@@ -130,6 +135,8 @@ def _infer_column(series: pl.Series, threshold: float) -> tuple[ColumnSpec, pl.S
 
 
 def _type_of(dtype: pl.DataType) -> str:
+    if dtype == pl.UInt64:
+        return "decimal(20,0)"  # past int64
     if dtype.is_integer():
         return "integer"
     if dtype.is_float():

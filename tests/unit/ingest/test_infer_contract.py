@@ -82,3 +82,30 @@ def test_dump_of_a_full_contract_round_trips(tmp_path):
     path = tmp_path / "again.yaml"
     path.write_text(text)
     assert Contract.load(path).spec.model_dump() == spec.model_dump()
+
+
+def test_database_columns_keep_their_types_and_uuids_bytes_and_big_unsigned_fit():
+    from datetime import timedelta
+
+    from headwater.core._arrow import DB_TYPE
+
+    declared = {DB_TYPE: b"text"}
+    sample = pa.table({
+        "code": pa.array(["1", "2"]), "flag": pa.array(["y", "n"]),
+        "u": pa.ExtensionArray.from_storage(pa.uuid(), pa.array([b"\x01" * 16] * 2,
+                                                                 pa.binary(16))),
+        "raw": pa.array([b"\xff", b""]), "big": pa.array([2**64 - 1, 0], pa.uint64()),
+        "wait": pa.array([timedelta(hours=-838), None], pa.duration("us")),
+    }, schema=pa.schema([pa.field("code", pa.string(), metadata=declared),
+                         pa.field("flag", pa.string(), metadata=declared),
+                         ("u", pa.uuid()), ("raw", pa.binary()), ("big", pa.uint64()),
+                         ("wait", pa.duration("us"))]))
+    spec = infer_contract(sample)
+    assert types(spec) == {"code": "string", "flag": "string", "u": "uuid", "raw": "binary",
+                           "big": "decimal(20,0)", "wait": "string"}
+    out = Contract.from_spec(spec).checker().check(sample)
+    assert out.invalid.num_rows == 0
+    assert out.valid.column("wait").to_pylist() == ["-838:00:00.000000", None]
+    assert out.valid.column("big").to_pylist()[0] == 2**64 - 1
+    undeclared = infer_contract(sample.select(["code"]).cast(pa.schema([("code", pa.string())])))
+    assert types(undeclared) == {"code": "integer"}  # text from a file is read for its type

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import POSITION, Batch, ConfigError, Extract, Source, SourceError, State
+from headwater.core._arrow import DB_TYPE
 from headwater.ingest.sources._sql_dialect import (
     Column,
     Dialect,
@@ -33,7 +34,6 @@ from headwater.ingest.sources._sql_dialect import (
     dialect_for,
 )
 from headwater.ingest.sources._sql_types import (
-    DB_TYPE,
     decode_cursor,
     encode_cursor,
     parse_lookback,

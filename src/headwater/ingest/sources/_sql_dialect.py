@@ -331,7 +331,8 @@ class MySQLDialect(Dialect):
                 rows = cur.fetchmany(batch_rows)
                 if not rows:
                     break
-                yield rows_to_batch(rows, names, col_types, where=self.name)
+                yield rows_to_batch(rows, names, col_types, where=self.name,
+                                    db_types=[f"mysql:{f.type_code}" for f in fields])
 
 
 # ---------------------------------------------------------------- SQLite

@@ -14,17 +14,16 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import SourceError
-from headwater.core._arrow import uuid_text
+from headwater.core._arrow import DB_TYPE, uuid_text
 from headwater.monitor import get_logger
 
 log = get_logger(__name__)
 
-#: Field metadata key that records the database type a column came from.
-DB_TYPE = b"headwater.db_type"
 
 
 
@@ -51,6 +50,8 @@ def pg_plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def _pg_column(col: pa.Array, fld: pa.Field, *, nested: bool = False) -> pa.Array:
     typ = col.type
+    if pa.types.is_interval(typ):
+        return interval_text(col)
     if isinstance(typ, pa.BaseExtensionType):
         if nested and typ == pa.uuid():  # uuid[]: a list of text, as JSON holds it
             return uuid_text(col.storage)
@@ -89,6 +90,31 @@ def _pg_extension(col: pa.Array, fld: pa.Field) -> pa.Array:
         except pa.ArrowInvalid:
             return storage
     return storage
+
+
+_MONTH_DAY_NANO = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+
+
+def interval_text(col: pa.Array) -> pa.Array:
+    """PostgreSQL intervals as exact text that PostgreSQL and DuckDB read back as intervals
+    (months and days stay apart from the time: a month is not a number of seconds).
+
+    >>> interval_text(pa.array([pa.MonthDayNano([1, -2, -3_500_000_000]), None],
+    ...                        pa.month_day_nano_interval())).to_pylist()
+    ['1 mons -2 days -00:00:03.500000', None]
+    """
+    import polars as pl
+
+    from headwater.ingest._cleanse import clock_text
+
+    parts = np.frombuffer(col.buffers()[1], dtype=_MONTH_DAY_NANO)[col.offset:col.offset + len(col)]
+    frame = pl.DataFrame({"m": parts["months"], "d": parts["days"],
+                          "us": parts["nanos"] // 1000,  # PostgreSQL keeps microseconds
+                          "null": col.is_null().to_numpy(zero_copy_only=False)})
+    text = pl.concat_str([pl.col("m").cast(pl.String), pl.lit(" mons "),
+                          pl.col("d").cast(pl.String), pl.lit(" days "), clock_text(pl.col("us"))])
+    out = frame.select(pl.when(~pl.col("null")).then(text)).to_series()
+    return out.to_arrow().cast(pa.string())
 
 
 def _numeric_type(typmod: bytes | None) -> pa.DataType | None:
@@ -170,17 +196,22 @@ def sqlite_type(declared: str | None) -> pa.DataType | None:
 
 
 def rows_to_batch(rows: Sequence[Sequence[Any]], names: list[str],
-                  types: list[pa.DataType | None], *, where: str) -> pa.RecordBatch:
+                  types: list[pa.DataType | None], *, where: str,
+                  db_types: list[str] | None = None) -> pa.RecordBatch:
     """Turn DB-API row tuples into one Arrow batch, column by column.
 
     ``types[i]`` None lets Arrow infer the column's type; a column whose values do not fit its
     declared type (SQLite stores anything anywhere) is kept as text, with a warning.
+    ``db_types`` are recorded in each field's metadata (:data:`DB_TYPE`).
     """
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    fields = []
     arrays = []
-    for name, typ, values in zip(names, types, columns, strict=True):
+    for i, (name, typ, values) in enumerate(zip(names, types, columns, strict=True)):
         arrays.append(_column(values, typ, name=name, where=where))
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+        meta = {DB_TYPE: db_types[i].encode()} if db_types else None
+        fields.append(pa.field(name, arrays[-1].type, metadata=meta))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _column(values: Sequence[Any], typ: pa.DataType | None, *, name: str, where: str) -> pa.Array:
@@ -198,12 +229,9 @@ def _column(values: Sequence[Any], typ: pa.DataType | None, *, name: str, where:
 
 def _infer(values: Sequence[Any]) -> pa.Array:
     try:
-        arr = pa.array(values)
+        return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pa.array([_text(v) for v in values], pa.string())
-    if pa.types.is_decimal(arr.type):
-        return arr
-    return arr
 
 
 def _text(value: Any) -> str | None:
