@@ -323,6 +323,17 @@ def test_uuids_read_back_as_text_and_append_to_text_columns(store: Store) -> Non
     assert [r["ref"] for r in rows(store, "legacy", "id")] == [str(a), str(b)]
 
 
+def test_merge_on_a_uuid_key(store: Store) -> None:
+    a, b = uuid.UUID(int=1), uuid.UUID(int=2)
+    with store.transaction("p", "r1") as tx:
+        tx.write("refs", pa.table({"k": uuids(a, b), "v": [1, 2]}), mode="merge",
+                 primary_key=["k"])
+    with store.transaction("p", "r2") as tx:
+        tx.write("refs", pa.table({"k": uuids(b, b, a), "v": [3, 4, 5]}), mode="merge",
+                 primary_key=["k"])
+    assert rows(store, "refs", "k") == [{"k": str(a), "v": 5}, {"k": str(b), "v": 4}]
+
+
 def test_delete_all_empties_a_table_in_the_transaction(store: Store) -> None:
     with store.transaction("p", "r1") as tx:
         tx.write("orders", pa.table({"id": [1, 2], "v": ["a", "b"]}))

@@ -28,7 +28,13 @@ def dedupe_on_key(data: pa.Table, primary_key: list[str], table: str) -> pa.Tabl
     if data.num_rows < 2:
         return data
     index = pa.array(range(data.num_rows), pa.int64())
-    keyed = data.select(primary_key).append_column("_hw_i", index)
+    keyed = data.select(primary_key)
+    for i, fld in enumerate(keyed.schema):  # Arrow groups extension types (UUIDs) by storage
+        if isinstance(fld.type, pa.BaseExtensionType):
+            storage = pa.chunked_array([c.storage for c in keyed.column(i).chunks],
+                                       fld.type.storage_type)
+            keyed = keyed.set_column(i, fld.name, storage)
+    keyed = keyed.append_column("_hw_i", index)
     last = keyed.group_by(primary_key, use_threads=False).aggregate([("_hw_i", "max")])
     if last.num_rows == data.num_rows:
         return data
