@@ -17,6 +17,8 @@ _EXPORTS = {
     "ConservationError": "headwater.ingest._pipeline",
     "ingest_files": "headwater.ingest._run",
     "infer_from_file": "headwater.ingest._run",
+    "infer_for_pipeline": "headwater.ingest._run",
+    "infer_from_source": "headwater.ingest._run",
     "run_pipeline": "headwater.ingest._run",
     "replay_quarantine": "headwater.ingest._run",
     "QuarantineSource": "headwater.ingest._quarantine",

@@ -193,6 +193,7 @@ def dump_contract(spec: ContractSpec) -> str:
                      "rules.")
     lines += ["# Every key is described in docs/contracts.md. Use it with",
               "#   headwater ingest file DATA --table NAME --contract THIS_FILE",
+              "# or as `contract: THIS_FILE` on a pipeline in headwater.yaml.",
               f"version: {CONTRACT_VERSION}"]
     for key in ("name", "description"):
         if key in data:

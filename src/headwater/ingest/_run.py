@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import PipelineSpec, Project
-from headwater.core import State, WriteMode
+from headwater.core import Source, State, WriteMode
 from headwater.ingest._pipeline import ProgressFn, ingest
 from headwater.ingest._quarantine import QuarantineSource
 from headwater.monitor import Run
@@ -33,15 +33,43 @@ def load_contract(contract: Contract | str | Path | dict[str, Any] | Any | None,
 
 def infer_from_file(path: str | Path, *, rows: int = 100_000, **read_options: Any) -> str:
     """Contract YAML inferred from the first ``rows`` rows of a file, for a person to edit."""
+    from headwater.ingest.sources import FileSource
+
+    return infer_from_source(FileSource(path, **read_options), rows=rows, what=str(path))
+
+
+def infer_for_pipeline(project: Project, name: str, *, rows: int = 100_000) -> str:
+    """Contract YAML inferred from the first ``rows`` rows the pipeline ``name`` would read.
+
+    Nothing is committed. A change-data-capture source is sampled by a plain read of its table,
+    so no replication slot is created.
+    """
+    from headwater.config._sources import SqlSource as SqlSpec
+    from headwater.ingest.sources import build_source
+    from headwater.ingest.sources._sql import SqlSource
+
+    spec: PipelineSpec = project.pipeline(name)
+    if isinstance(spec.source, SqlSpec) and spec.source.cdc:
+        source: Any = SqlSource.from_spec(spec.source, project.root)
+    else:
+        source = build_source(spec.source, project)
+    return infer_from_source(source, rows=rows, what=f"pipeline {name}")
+
+
+def infer_from_source(source: Source, *, rows: int = 100_000, what: str = "the source") -> str:
+    """Contract YAML inferred from the first ``rows`` rows of ``source``'s first extract."""
     import pyarrow as pa
 
-    from headwater.core import POSITION, FileFormatError
+    from headwater.core import POSITION, ConfigError, FileFormatError
     from headwater.ingest._infer import dump_contract, infer_contract
-    from headwater.ingest.sources import FileSource
 
     parts: list[pa.Table] = []
     taken = 0
-    for extract in FileSource(path, **read_options).extracts(State()):
+    for extract in source.extracts(State()):
+        if extract.meta.get("table_suffix"):
+            raise ConfigError(f"{what} reads several tables; a contract describes one",
+                              hint="give each table a pipeline of its own (`tables: [one]`) to "
+                              "infer and apply a contract")
         for batch in extract.batches:
             parts.append(batch.data)
             taken += batch.data.num_rows
@@ -49,8 +77,8 @@ def infer_from_file(path: str | Path, *, rows: int = 100_000, **read_options: An
                 break
         break
     if not parts or taken == 0:
-        raise FileFormatError(f"{path}: no rows to infer a contract from",
-                              hint="use a file with a header and at least one data row")
+        raise FileFormatError(f"{what}: no rows to infer a contract from",
+                              hint="sample a source that has at least one row")
     sample = pa.concat_tables(parts, promote_options="permissive").slice(0, rows)
     return dump_contract(infer_contract(sample.drop_columns([POSITION])))
 
