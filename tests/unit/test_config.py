@@ -78,6 +78,24 @@ def test_missing_env_var_names_key_and_line() -> None:
                       "    kind: postgres\n", env={})
 
 
+def test_secrets_from_files_as_docker_and_kubernetes_mount_them(tmp_path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "pg").write_text("s3cr:et\n")
+    (tmp_path / "token").write_text("tok")
+    text = ("stores:\n  warehouse:\n    kind: postgres\n"
+            "    url: postgresql://u:${file:secrets/pg}@h/db\n"
+            "metadata:\n  url: sqlite:///${META}.db\n")
+    project = parse_project(text, root=tmp_path, env={"META_FILE": str(tmp_path / "token")})
+    assert project.stores["warehouse"].url.get_secret_value() == "postgresql://u:s3cr:et@h/db"
+    assert project.metadata.url.get_secret_value() == "sqlite:///tok.db"
+    with pytest.raises(ConfigError, match=r"line 4, key stores\.warehouse\.url: cannot read "
+                       r"the secret file .*nope"):
+        parse_project(text.replace("secrets/pg", "nope"), root=tmp_path, env={"META": "m"})
+    with pytest.raises(ConfigError, match="META_FILE") as err:
+        parse_project(text, root=tmp_path, env={})
+    assert "s3cr" not in str(err.value)
+
+
 def test_secrets_do_not_leak_into_errors_or_repr() -> None:
     text = "stores:\n  warehouse:\n    kind: postgres\n    url: postgresql://u:hunter22@h/db\n"
     project = parse_project(text)

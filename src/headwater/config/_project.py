@@ -125,7 +125,7 @@ def parse_project(text: str, *, origin: str = PROJECT_FILE, root: Path | None = 
     >>> parse_project("project: demo").project
     'demo'
     """
-    data, lines = load_yaml(text, origin=origin, env=env)
+    data, lines = load_yaml(text, origin=origin, env=env, root=root)
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping of keys",
                           hint="start with `project: NAME`")

@@ -1,4 +1,5 @@
-"""YAML loading that remembers the line of every key, and ``${ENV}`` interpolation."""
+"""YAML loading that remembers the line of every key, and ``${ENV}`` / ``${file:PATH}``
+interpolation (secrets from the environment or from files, as Docker and Kubernetes mount them)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from headwater.core import ConfigError
 
 Loc = tuple[str | int, ...]
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_ENV = re.compile(r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?)\}")
 
 
-def load_yaml(text: str, *, origin: str, env: dict[str, str] | None = None) -> tuple[Any, dict]:
+def load_yaml(text: str, *, origin: str, env: dict[str, str] | None = None,
+              root: Path | None = None) -> tuple[Any, dict]:
     """Parse YAML into plain data and a map from key paths to 1-based line numbers.
 
     ``${NAME}`` and ``${NAME:-default}`` in string values are replaced from ``env``
-    (default: the process environment); a missing variable without a default is an error
-    that names the key, the line and the variable.
+    (default: the process environment); when ``NAME`` is not set but ``NAME_FILE`` is, the
+    content of that file is used. ``${file:PATH}`` is the content of a file (relative to
+    ``root``, default the current folder), without its final newline. A missing variable or
+    file without a default is an error that names the key, the line and what is missing.
 
     >>> data, lines = load_yaml("a:\\n  b: ${X:-1}\\n", origin="t.yaml", env={})
     >>> data, lines[("a", "b")]
@@ -41,10 +45,18 @@ def load_yaml(text: str, *, origin: str, env: dict[str, str] | None = None) -> t
     lines: dict[Loc, int] = {}
     if node is None:
         return {}, lines
-    return _build(node, (), lines, origin, env), lines
+    return _build(node, (), lines, origin, _Vars(env, root or Path("."))), lines
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: dict[str, str]) -> Any:
+class _Vars:
+    """Where ``${...}`` values come from: the environment and the project's folder."""
+
+    def __init__(self, env: dict[str, str], root: Path) -> None:
+        self.env = env
+        self.root = root
+
+
+def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: _Vars) -> Any:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -67,19 +79,40 @@ def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: dict[str, s
     return value
 
 
-def _interpolate(value: str, loc: Loc, line: int, origin: str, env: dict[str, str]) -> str:
+def _interpolate(value: str, loc: Loc, line: int, origin: str, env: _Vars) -> str:
+    where = f"{origin} line {line}, key {dotted(loc)}"
+
     def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
+        path, name, default = match.groups()
+        if path is not None:
+            return _secret_file(path.strip(), env.root, where)
+        if name in env.env:
+            return env.env[name]
+        if f"{name}_FILE" in env.env:
+            return _secret_file(env.env[f"{name}_FILE"], env.root, f"{where} ({name}_FILE)")
         if default is not None:
             return default
         raise ConfigError(
-            f"{origin} line {line}, key {dotted(loc)}: environment variable {name} is not set",
-            hint=f"export {name}=... or write ${{{name}:-default}}",
+            f"{where}: environment variable {name} is not set",
+            hint=f"export {name}=... (or {name}_FILE=/path/to/a/file), or write "
+            f"${{{name}:-default}}",
         )
 
     return _ENV.sub(replace, value)
+
+
+def _secret_file(path: str, root: Path, where: str) -> str:
+    """A secret kept in a file (``/run/secrets/...``): its text without the final newline."""
+    file = Path(path).expanduser()
+    file = file if file.is_absolute() else root / file
+    try:
+        return file.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the secret file {file}: {exc.strerror}",
+                          hint="check the path and that this user may read it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: the secret file {file} is not UTF-8 text",
+                          hint="write the secret as text (one line)") from None
 
 
 def dotted(loc: Loc) -> str:
