@@ -31,6 +31,7 @@ from headwater.ingest._ahead import WorkAhead
 from headwater.ingest._quarantine import quarantine_rows, rejects_as_invalid, rule_counts
 from headwater.monitor import Run, get_logger, metrics, run
 from headwater.store import RunStore, Store, Transaction
+from headwater.store._prepare import dedupe_on_key
 
 if TYPE_CHECKING:
     from headwater.ingest._contract import Checker, Contract, Typed
@@ -357,6 +358,11 @@ class _Loader:
             checked.valid = outcome.valid
             invalid_parts.append(outcome.invalid)
             checked.dropped = outcome.dropped
+            if self.mode == "merge" and outcome.valid.num_rows > 1:
+                # a later row of a key replaces an earlier one of the same batch: dropped here,
+                # counted, so that the store writes every row it is given
+                checked.valid = dedupe_on_key(outcome.valid, self.primary_key or [], self.table)
+                checked.dropped += outcome.valid.num_rows - checked.valid.num_rows
         for invalid in invalid_parts:
             if invalid.num_rows:
                 checked.quarantine.append(self._quarantine_rows(invalid, extract))

@@ -46,3 +46,15 @@ def test_a_file_broken_half_way_is_rolled_back_alone(tmp_path: Path) -> None:
     assert store.query("SELECT count(*) AS n FROM t").to_pylist() == [{"n": 996}]
     assert store.query("SELECT count(*) AS n FROM _hw_quarantine").to_pylist() == [{"n": 4}]
     assert run.report["conservation"]["holds"]
+
+
+def test_a_merge_keeps_the_latest_row_of_a_key_within_a_batch_and_counts_the_rest(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,name\n1,old\n2,b\n1,new\n")
+    store = DuckDBStore(tmp_path / "w.duckdb")
+    run = ingest_files(tmp_path / "a.csv", store, table="t", mode="merge", primary_key=["id"])
+    assert run.status == "succeeded", run.error
+    assert (run.rows_read, run.rows_loaded, run.rows_dropped) == (3, 2, 1)
+    assert run.report["conservation"]["holds"] is True
+    assert store.query("SELECT id, name FROM t ORDER BY id").to_pylist() == [
+        {"id": 1, "name": "new"}, {"id": 2, "name": "b"}]
