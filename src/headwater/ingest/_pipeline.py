@@ -288,16 +288,12 @@ class _Loader:
         validate = functools.partial(self._validate_batch, extract)
         with WorkAhead(extract.batches, self._type_batch, depth=1, name="hw-type") as typed, \
                 WorkAhead(typed, validate, depth=1, name="hw-check") as checked_batches:
-            if self.mode == "merge":  # each batch deletes the rows it replaces, then inserts
-                for checked in checked_batches:
-                    self._store_batch(checked, extract, tx, result)
-                    self._progress(extract, result)
-                return
             batches = iter(checked_batches)
             while True:  # one INSERT for the valid rows; quarantine and child tables after it
                 held = _Held()
                 loaded = tx.write_stream(self.table, self._valid_rows(batches, extract, result,
-                                                                      held), mode=self.mode)
+                                                                      held),
+                                         mode=self.mode, primary_key=self.primary_key)
                 self._store_held(held, loaded, extract, tx, result)
                 if held.exhausted:
                     return
@@ -368,25 +364,6 @@ class _Loader:
                 checked.quarantine.append(self._quarantine_rows(invalid, extract))
                 _add_rules(checked, rule_counts(invalid))
         return checked
-
-    def _store_batch(self, checked: _CheckedBatch, extract: Extract, tx: Transaction,
-                     result: ExtractResult) -> None:
-        """Write one checked batch: valid rows, child tables, quarantine; check conservation."""
-        loaded = 0
-        valid = checked.valid
-        if valid is not None and (valid.num_rows or self.mode == "replace"):
-            loaded = tx.write(self.table, valid, mode=self.mode, primary_key=self.primary_key)
-        for suffix, child in checked.children.items():
-            tx.write(f"{self.table}__{suffix}", child,
-                     mode="replace" if self.mode == "replace" else "append")
-        quarantined = sum(tx.quarantine(rows) for rows in checked.quarantine)
-        _add_rules(result, checked.rules)
-        read, dropped = checked.read, checked.dropped
-        _conserve(extract, read, loaded, quarantined, dropped)
-        result.rows_read += read
-        result.rows_loaded += loaded
-        result.rows_quarantined += quarantined
-        result.rows_dropped += dropped
 
     def _quarantine_rows(self, invalid: pa.Table, extract: Extract) -> pa.Table:
         """One batch's failing rows as quarantine rows (raw row, position, every rule and

@@ -41,5 +41,6 @@ def dedupe_on_key(data: pa.Table, primary_key: list[str], table: str) -> pa.Tabl
     rows = last["_hw_i_max"]
     # Arrow has no take for its view layouts: those columns are taken in their large layout
     views = {pa.string_view(): pa.large_string(), pa.binary_view(): pa.large_binary()}
-    data = data.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in data.schema]))
-    return data.take(pc.take(rows, pc.sort_indices(rows)))  # the kept rows, in input order
+    takeable = data.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in data.schema]))
+    kept = takeable.take(pc.take(rows, pc.sort_indices(rows)))  # in input order
+    return kept.cast(data.schema)

@@ -52,11 +52,26 @@ def test_replace_replaces_once_and_an_empty_stream_writes_nothing(tmp_path: Path
         {"n": 10, "lo": 100}]
 
 
-def test_merge_streams_table_by_table(tmp_path: Path) -> None:
-    store = DuckDBStore(tmp_path / "w.duckdb")
-    with store.transaction("p", "r") as tx:
-        tx.write_stream("t", [part(0, 5), part(3, 5)], mode="merge", primary_key=["id"])
-    assert store.query("SELECT count(*) AS n FROM t").to_pylist() == [{"n": 8}]
+def test_a_merged_stream_equals_merging_table_by_table(tmp_path: Path) -> None:
+    def tables() -> list[pa.Table]:
+        return [part(0, 5), part(3, 5), pa.table({"id": pa.array([1, 1, None], pa.int32()),
+                                                  "name": pa.array(["x", "y", "z"],
+                                                                   pa.string_view()),
+                                                  POSITION: pa.array([1, 2, 3], pa.int64())}),
+                part(6, 2, extra=["e", "f"]), part(9, 1)]
+    streamed, one_by_one = DuckDBStore(tmp_path / "s.duckdb"), DuckDBStore(tmp_path / "o.duckdb")
+    with streamed.transaction("p", "r") as tx:
+        tx.write("t", part(100, 2))  # rows that the stream does not touch stay
+        n = tx.write_stream("t", iter(tables()), mode="merge", primary_key=["id"])
+    with one_by_one.transaction("p", "r") as tx:
+        tx.write("t", part(100, 2))
+        m = sum(tx.write("t", t, mode="merge", primary_key=["id"]) for t in tables())
+    query = "SELECT id, name, extra FROM t ORDER BY id NULLS FIRST"
+    assert n == m == 15  # 5 + 5 + 2 (of 3: id 1 twice) + 2 + 1, as write() counts
+    assert streamed.query(query).to_pylist() == one_by_one.query(query).to_pylist()
+    got = {r["id"]: r["name"] for r in streamed.query(query).to_pylist()}
+    assert got[1] == "y" and got[None] == "z" and got[3] == "n3" and got[9] == "n9"
+    assert len(got) == 12  # 0..7, 9, None, 100, 101
 
 
 def test_an_error_in_the_stream_keeps_its_type_and_rolls_back(tmp_path: Path) -> None:
