@@ -132,7 +132,8 @@ class FileSource(Source):
                 digest: str | None = None
                 pending: Future[tuple[str, int]] | None = None
                 if done is None:  # never loaded: the digest is computed while the file is read
-                    pending, size = hashing.submit(_timed_sha256, path, shown), path.stat().st_size
+                    size = path.stat().st_size  # before the hashing starts: growth shows
+                    pending = hashing.submit(_timed_sha256, path, shown)
                 else:
                     digest, size = _timed_sha256(path, shown)
                     if done.get("sha256") == digest:
