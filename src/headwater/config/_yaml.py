@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -45,18 +45,17 @@ def load_yaml(text: str, *, origin: str, env: dict[str, str] | None = None,
     lines: dict[Loc, int] = {}
     if node is None:
         return {}, lines
-    return _build(node, (), lines, origin, _Vars(env, root or Path("."))), lines
+    return _build(node, (), lines, origin, _Lookup(env, root or Path("."))), lines
 
 
-class _Vars:
+class _Lookup(NamedTuple):
     """Where ``${...}`` values come from: the environment and the project's folder."""
 
-    def __init__(self, env: dict[str, str], root: Path) -> None:
-        self.env = env
-        self.root = root
+    env: dict[str, str]
+    root: Path
 
 
-def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: _Vars) -> Any:
+def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, look: _Lookup) -> Any:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -68,28 +67,28 @@ def _build(node: yaml.Node, loc: Loc, lines: dict, origin: str, env: _Vars) -> A
                     hint="remove one of them",
                 )
             child = (*loc, key)
-            out[key] = _build(value_node, child, lines, origin, env)
+            out[key] = _build(value_node, child, lines, origin, look)
             lines[child] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*loc, i), lines, origin, env) for i, item in enumerate(node.value)]
+        return [_build(item, (*loc, i), lines, origin, look) for i, item in enumerate(node.value)]
     value = yaml.SafeLoader(" ").construct_object(node)
     if isinstance(value, str) and "${" in value:
-        value = _interpolate(value, loc, node.start_mark.line + 1, origin, env)
+        value = _interpolate(value, loc, node.start_mark.line + 1, origin, look)
     return value
 
 
-def _interpolate(value: str, loc: Loc, line: int, origin: str, env: _Vars) -> str:
+def _interpolate(value: str, loc: Loc, line: int, origin: str, look: _Lookup) -> str:
     where = f"{origin} line {line}, key {dotted(loc)}"
 
     def replace(match: re.Match[str]) -> str:
         path, name, default = match.groups()
         if path is not None:
-            return _secret_file(path.strip(), env.root, where)
-        if name in env.env:
-            return env.env[name]
-        if f"{name}_FILE" in env.env:
-            return _secret_file(env.env[f"{name}_FILE"], env.root, f"{where} ({name}_FILE)")
+            return _secret_file(path.strip(), look.root, where)
+        if name in look.env:
+            return look.env[name]
+        if f"{name}_FILE" in look.env:
+            return _secret_file(look.env[f"{name}_FILE"], look.root, f"{where} ({name}_FILE)")
         if default is not None:
             return default
         raise ConfigError(

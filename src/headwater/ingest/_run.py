@@ -49,8 +49,9 @@ def infer_for_pipeline(project: Project, name: str, *, rows: int = 100_000) -> s
     from headwater.ingest.sources._sql import SqlSource
 
     spec: PipelineSpec = project.pipeline(name)
+    source: Source
     if isinstance(spec.source, SqlSpec) and spec.source.cdc:
-        source: Any = SqlSource.from_spec(spec.source, project.root)
+        source = SqlSource.from_spec(spec.source, project.root)
     else:
         source = build_source(spec.source, project)
     return infer_from_source(source, rows=rows, what=f"pipeline {name}")
