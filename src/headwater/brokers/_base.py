@@ -1,0 +1,162 @@
+"""Streaming platforms behind one interface: topics, partitions, offsets, consumer groups.
+
+A **Broker** holds **topics**. A topic has **partitions**, each an ordered log of records; a
+record's **offset** says where it stands in its partition (a number for the embedded log and
+Kafka, a JetStream sequence for NATS, a sequence-number string for Kinesis). Records travel
+as Arrow tables in both directions, so nothing downstream handles one record at a time:
+
+- :data:`PRODUCE_SCHEMA` (what ``produce`` takes): ``key`` (binary, may be null), ``value``
+  (binary) and, optionally, ``timestamp`` (when the record happened; the broker's clock if
+  absent). Records are partitioned by key (:func:`headwater.brokers.partition_for`), so every
+  broker sends one key to the same partition number and per-key order holds.
+- :data:`RECORD_SCHEMA` (what ``poll`` returns): ``partition``, ``offset``, ``key``, ``value``,
+  ``timestamp``. Kinesis offsets are text (sequence numbers exceed 64 bits); the others int64.
+
+**Positions** (:data:`Positions`) map a partition to the offset of the *last record handled*
+there. They are what a sink commits with its rows (exactly once: the position and the rows in
+one transaction) and what a consumer resumes after. ``commit`` acknowledges them to the broker
+too (the group's durable position, redelivery of what was not acknowledged, lag); the sink's
+copy wins on restart because it is the one written with the data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import ClassVar, Literal
+
+import pyarrow as pa
+
+from headwater.core import SourceError
+
+#: An offset in one partition: int64 for most brokers, a sequence-number string for Kinesis.
+Offset = int | str
+#: partition -> offset of the last record handled in it.
+Positions = dict[int, Offset]
+#: Where a consumer starts: the oldest record kept, the next one produced, the first record at
+#: or after a time, or after given positions (partitions not named start at ``earliest``).
+StartAt = Literal["earliest", "latest"] | datetime | Mapping[int, Offset]
+
+#: What ``Broker.produce`` takes (``timestamp`` optional).
+PRODUCE_SCHEMA = pa.schema([
+    ("key", pa.binary()),
+    ("value", pa.binary()),
+    ("timestamp", pa.timestamp("ms", tz="UTC")),
+])
+
+#: What ``Consumer.poll`` returns (Kinesis: ``offset`` is ``pa.string()``).
+RECORD_SCHEMA = pa.schema([
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("key", pa.binary()),
+    ("value", pa.binary()),
+    ("timestamp", pa.timestamp("ms", tz="UTC")),
+])
+
+
+class BrokerError(SourceError):
+    """A broker cannot be reached, refused a request, or has no such topic."""
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as ``headwater stream topics`` shows it (``None``: the broker does not say)."""
+
+    name: str
+    partitions: int
+    records: int | None = None
+    bytes: int | None = None
+
+
+class Consumer(ABC):
+    """Reads one topic, for one consumer group, from the partitions assigned to it.
+
+    Constructors record; the first ``poll`` connects. Without ``seek``, a consumer starts
+    after its group's committed positions, and at ``earliest`` where the group has none.
+    """
+
+    topic: str
+    group: str
+
+    @abstractmethod
+    def assignment(self) -> list[int]:
+        """The partitions this consumer reads now (a group rebalance may change them)."""
+
+    @abstractmethod
+    def seek(self, start: StartAt) -> None:
+        """Read from ``start`` on: ``earliest``, ``latest``, a time, or after positions."""
+
+    @abstractmethod
+    def poll(self, *, max_records: int = 10_000, timeout: float = 1.0) -> pa.Table:
+        """Up to ``max_records`` records (:data:`RECORD_SCHEMA`), in offset order within each
+        partition; an empty table when none arrived within ``timeout`` seconds."""
+
+    @abstractmethod
+    def commit(self, positions: Positions) -> None:
+        """Acknowledge every record up to ``positions`` (durable for the group)."""
+
+    @abstractmethod
+    def committed(self) -> Positions:
+        """The group's acknowledged positions on the assigned partitions."""
+
+    def close(self) -> None:  # noqa: B027 - optional for consumers without a connection
+        """Leave the group and release connections; nothing is acknowledged by closing."""
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Broker(ABC):
+    """A streaming platform: the embedded log, NATS JetStream, Kafka or Kinesis."""
+
+    #: ``embedded``, ``nats``, ``kafka`` or ``kinesis``.
+    kind: ClassVar[str] = "broker"
+
+    @abstractmethod
+    def create_topic(self, topic: str, *, partitions: int = 1) -> None:
+        """Create ``topic`` with ``partitions`` partitions; nothing to do if it exists."""
+
+    @abstractmethod
+    def topics(self) -> list[TopicInfo]:
+        """Every topic with its partition count (and size, where the broker knows it)."""
+
+    @abstractmethod
+    def partitions(self, topic: str) -> list[int]:
+        """The partitions of ``topic``; :class:`BrokerError` naming the topic if unknown."""
+
+    @abstractmethod
+    def produce(self, topic: str, records: pa.Table) -> int:
+        """Append ``records`` (:data:`PRODUCE_SCHEMA`), partitioned by key. Returns the count
+        written; when it returns, the broker has them (acknowledged, or fsynced by policy)."""
+
+    @abstractmethod
+    def consumer(self, topic: str, *, group: str,
+                 partitions: Sequence[int] | None = None) -> Consumer:
+        """A consumer of ``topic`` for ``group``: on ``partitions`` if given, else on what the
+        broker's group coordination assigns (all partitions where the broker has none)."""
+
+    @abstractmethod
+    def end_positions(self, topic: str) -> Positions:
+        """Per partition, the offset of the last record now in it (empty partitions left out):
+        what "drain to the end" reads up to, and what lag is measured against."""
+
+    def describe(self) -> str:
+        """One line for people: which broker, where (never a secret)."""
+        return self.kind
+
+    def close(self) -> None:  # noqa: B027 - optional for brokers without a connection
+        """Release connections."""
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
