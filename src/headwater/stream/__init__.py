@@ -1,0 +1,35 @@
+"""Stream processing: event-time windows, watermarks, de-duplication and anomaly detectors.
+
+    >>> import headwater.stream as hs
+    >>> hs.Tumbling(60_000).size_ms
+    60000
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it; loaded on first use so `import headwater` stays cheap
+_EXPORTS = {
+    "Tumbling": "headwater.stream._windows",
+    "Hopping": "headwater.stream._windows",
+    "Session": "headwater.stream._windows",
+    "Window": "headwater.stream._windows",
+    "WindowOperator": "headwater.stream._windows",
+    "WindowOutput": "headwater.stream._windows",
+    "RESULT_COLUMNS": "headwater.stream._windows",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.stream' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
