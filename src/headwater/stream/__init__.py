@@ -19,6 +19,18 @@ _EXPORTS = {
     "WindowOperator": "headwater.stream._windows",
     "WindowOutput": "headwater.stream._windows",
     "RESULT_COLUMNS": "headwater.stream._windows",
+    "Deduplicator": "headwater.stream._dedupe",
+    "ANOMALY_COLUMNS": "headwater.stream._detectors",
+    "DETECTORS": "headwater.stream._detectors",
+    "Detector": "headwater.stream._detectors",
+    "Ewma": "headwater.stream._detectors",
+    "Jump": "headwater.stream._detectors",
+    "MedianDeviation": "headwater.stream._detectors",
+    "RateOfChange": "headwater.stream._detectors",
+    "Silence": "headwater.stream._detectors",
+    "Stuck": "headwater.stream._detectors",
+    "Threshold": "headwater.stream._detectors",
+    "ZScore": "headwater.stream._detectors",
 }
 
 __all__ = sorted(_EXPORTS)

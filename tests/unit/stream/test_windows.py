@@ -248,3 +248,20 @@ def test_operator_matches_the_reference(window, batches, delay, lateness, late):
     expected, expected_late = reference(window, batches, delay, lateness, late)
     assert _rounded(got) == _rounded(expected)
     assert late_count == expected_late
+
+
+def test_dedupe_within_horizon_keeps_the_first_arrival():
+    from headwater.stream import Deduplicator
+
+    d = Deduplicator(horizon_ms=100)
+    kept, dropped = d.process(pl.DataFrame({"id": ["a", "b", "a"], "time": [0, 10, 20],
+                                            "v": [1, 2, 3]}))
+    assert kept["v"].to_list() == [1, 2] and dropped == 1
+    kept, dropped = d.process(pl.DataFrame({"id": ["b", "c"], "time": [50, 150]}))
+    assert kept["id"].to_list() == ["c"] and dropped == 1
+    # 'a' (time 0) is past the horizon now (newest 150): a new 'a' is not a duplicate
+    kept, dropped = d.process(pl.DataFrame({"id": ["a"], "time": [160]}))
+    assert kept["id"].to_list() == ["a"] and dropped == 0
+    restored = Deduplicator(horizon_ms=100)
+    restored.restore(d.snapshot())
+    assert restored.process(pl.DataFrame({"id": ["a", "c"], "time": [170, 170]}))[1] == 2
