@@ -1,7 +1,8 @@
 """Streaming platforms behind one interface (see ``_base``): produce and consume Arrow batches.
 
 Below both ``headwater.ingest`` (a stream as a source) and ``headwater.stream`` (the stream
-processor), which must not import each other; it needs only ``headwater.core``.
+processor), which must not import each other; it needs only ``headwater.core``,
+``headwater.config`` and ``headwater.monitor``.
 """
 
 from headwater.brokers._base import (
@@ -15,7 +16,9 @@ from headwater.brokers._base import (
     StartAt,
     TopicInfo,
 )
-from headwater.brokers._partition import partition_for
+from headwater.brokers._embedded import EmbeddedBroker
+from headwater.brokers._open import open_broker
+from headwater.brokers._partition import partition_for, split_partitions
 
 __all__ = [
     "PRODUCE_SCHEMA",
@@ -23,9 +26,12 @@ __all__ = [
     "Broker",
     "BrokerError",
     "Consumer",
+    "EmbeddedBroker",
     "Offset",
     "Positions",
     "StartAt",
     "TopicInfo",
+    "open_broker",
     "partition_for",
+    "split_partitions",
 ]

@@ -147,6 +147,27 @@ class Broker(ABC):
         """Per partition, the offset of the last record now in it (empty partitions left out):
         what "drain to the end" reads up to, and what lag is measured against."""
 
+    def groups(self, topic: str) -> list[str]:
+        """The consumer groups known to have positions on ``topic`` (for lag; empty where the
+        broker cannot list them)."""
+        self.partitions(topic)
+        return []
+
+    def reset_group(self, topic: str, group: str, start: StartAt) -> Positions:
+        """Commit ``group``'s positions so that its next consumer reads from ``start``.
+
+        Here for ``latest`` (commit the end positions); brokers that can look offsets up by
+        time or rewind a group override it.
+        """
+        if start != "latest":
+            raise BrokerError(f"the {self.kind} broker cannot reset group '{group}' to "
+                              f"{start!r} from headwater", hint="reset it to latest, or with "
+                              "the broker's own tools")
+        positions = self.end_positions(topic)
+        with self.consumer(topic, group=group) as consumer:
+            consumer.commit(positions)
+        return positions
+
     def describe(self) -> str:
         """One line for people: which broker, where (never a secret)."""
         return self.kind

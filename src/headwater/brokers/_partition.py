@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from headwater.core import ConfigError
 
 _FNV_OFFSET = np.uint32(2166136261)
 _FNV_PRIME = np.uint32(16777619)
@@ -49,3 +53,16 @@ def partition_for(keys: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarr
         missing = np.nonzero(~valid)[0]
         result[missing] = (missing % partitions).astype(np.int32)
     return result
+
+
+def split_partitions(partitions: Sequence[int], member: int, members: int) -> list[int]:
+    """The partitions member ``member`` of ``members`` reads when several processes share a
+    topic by static assignment (every partition to exactly one member).
+
+    >>> split_partitions(range(5), 0, 2), split_partitions(range(5), 1, 2)
+    ([0, 2, 4], [1, 3])
+    """
+    if not 0 <= member < members:
+        raise ConfigError(f"member {member} of {members}: the member number must be in "
+                          f"0..{members - 1}", hint="number the members 0, 1, ... members-1")
+    return sorted(partitions)[member::members]

@@ -1,5 +1,14 @@
 """headwater.yaml: pydantic models, ``${ENV}`` interpolation, errors that name key and line."""
 
+from headwater.config._brokers import (
+    DEFAULT_BROKER,
+    BrokerSpec,
+    EmbeddedBrokerSpec,
+    KafkaBrokerSpec,
+    KinesisBrokerSpec,
+    NatsBrokerSpec,
+    duration_ms,
+)
 from headwater.config._cv import CV_MODELS, CVSpec
 from headwater.config._ml import (
     ALGORITHMS,
@@ -26,16 +35,22 @@ from headwater.config._yaml import load_yaml
 __all__ = [
     "ALGORITHMS",
     "CV_MODELS",
+    "DEFAULT_BROKER",
     "PROJECT_FILE",
+    "BrokerSpec",
     "CVSpec",
     "CostMatrix",
     "DeltaStore",
     "DuckDBStore",
+    "EmbeddedBrokerSpec",
     "FilesSource",
+    "KafkaBrokerSpec",
+    "KinesisBrokerSpec",
     "LoggingSpec",
     "MLSpec",
     "MetadataSpec",
     "MetricsSpec",
+    "NatsBrokerSpec",
     "PipelineSpec",
     "PostgresStore",
     "Project",
@@ -44,6 +59,7 @@ __all__ = [
     "StoreSpec",
     "ThresholdSpec",
     "TrainSpec",
+    "duration_ms",
     "load_project",
     "load_yaml",
     "parse_project",

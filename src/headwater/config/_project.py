@@ -7,6 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from headwater.config._brokers import (
+    DEFAULT_BROKER,
+    BrokerSpec,
+    EmbeddedBrokerSpec,
+    default_brokers,
+)
 from headwater.config._contract import ContractSpec
 from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
@@ -76,6 +82,11 @@ class Project(_Spec):
         description="named stores; `warehouse` is the default sink and what `headwater sql` "
         "queries",
     )
+    brokers: dict[str, BrokerSpec] = Field(
+        default_factory=default_brokers,
+        description="named streaming platforms; `embedded` (the embedded log under "
+        ".headwater/streams) always exists and is the default",
+    )
     metadata: MetadataSpec = Field(default_factory=MetadataSpec)
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
@@ -94,6 +105,8 @@ class Project(_Spec):
                     f"pipeline '{name}' names store '{pipeline.store}', "
                     f"but stores has only {sorted(self.stores)}"
                 )
+        self.brokers.setdefault(DEFAULT_BROKER, EmbeddedBrokerSpec())
+        check_broker_names(self.brokers, self.pipelines)
         return self
 
     def path(self, relative: str | Path) -> Path:
@@ -106,6 +119,18 @@ class Project(_Spec):
         """The project's ``.headwater`` folder."""
         return self.root / ".headwater"
 
+    def broker(self, name: str = DEFAULT_BROKER) -> BrokerSpec:
+        """The broker called ``name`` (``embedded`` by default), or an error listing them."""
+        try:
+            return self.brokers[name]
+        except KeyError:
+            raise ConfigError(
+                f"no broker '{name}' in {PROJECT_FILE} "
+                f"(brokers: {', '.join(sorted(self.brokers))})",
+                hint="add it under `brokers:` (kind: embedded, nats, kafka or kinesis) or check "
+                "the spelling",
+            ) from None
+
     def pipeline(self, name: str) -> PipelineSpec:
         """The pipeline called ``name``, or an error listing the ones that exist."""
         try:
@@ -116,6 +141,18 @@ class Project(_Spec):
                 f"no pipeline '{name}' in {PROJECT_FILE} (pipelines: {known})",
                 hint="add it under `pipelines:` or check the spelling",
             ) from None
+
+
+def check_broker_names(brokers: dict, pipelines: dict) -> None:
+    """Every pipeline whose source reads a stream names a broker under ``brokers``."""
+    for name, pipeline in pipelines.items():
+        broker = getattr(pipeline.source, "broker", None)
+        if broker is not None and broker not in brokers:
+            raise ValueError(
+                f"pipelines.{name}.source.broker: '{broker}' is not a broker in "
+                f"{PROJECT_FILE} (brokers: {', '.join(sorted(brokers))}); add it under "
+                "`brokers:` or use `embedded`"
+            )
 
 
 def parse_project(text: str, *, origin: str = PROJECT_FILE, root: Path | None = None,

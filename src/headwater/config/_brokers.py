@@ -1,0 +1,122 @@
+"""Streaming platforms (``brokers:`` in headwater.yaml): the embedded log, NATS, Kafka, Kinesis.
+
+A project always has a broker named ``embedded`` (the embedded log under .headwater/streams);
+pipelines and ``headwater stream`` commands name the broker they use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+DEFAULT_BROKER = "embedded"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """``'500ms'``, ``'30s'``, ``'10m'``, ``'2h'``, ``'7d'`` in milliseconds.
+
+    >>> duration_ms("7d")
+    604800000
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: write e.g. 500ms, 30s, 10m, 2h or 7d")
+    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EmbeddedBrokerSpec(_Spec):
+    """The embedded durable log: partitioned segment files on disk, no server."""
+
+    kind: Literal["embedded"] = "embedded"
+    path: str = Field(".headwater/streams",
+                      description="folder of the log (one sub-folder per topic), relative to "
+                      "the project")
+    fsync: Literal["always", "batch", "interval", "never"] = Field(
+        "batch",
+        description="when appends reach the disk: always (every frame), batch (once per "
+        "produce call), interval (every fsync_interval_ms) or never (left to the OS; a kill -9 "
+        "still loses nothing, a power cut may)")
+    fsync_interval_ms: int = Field(1000, gt=0, description="for fsync: interval, in ms")
+    segment_bytes: int = Field(64 << 20, ge=4096,
+                               description="a segment file is sealed and a new one started "
+                               "past this size (bytes)")
+    retention_bytes: int | None = Field(
+        None, gt=0, description="per partition: delete the oldest whole segments while the "
+        "partition is bigger than this (bytes); unset keeps everything")
+    retention: str | None = Field(
+        None, description="delete whole segments whose newest record is older than this "
+        "(e.g. 7d, 12h); unset keeps everything")
+    check_crcs: bool = Field(False, description="readers verify every frame's CRC32 as well "
+                             "(writers always check the last segment on open)")
+    partitions: int = Field(1, ge=1, description="partitions of a topic that `headwater stream "
+                            "publish` creates")
+
+    @field_validator("retention")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_ms(value)
+        return value
+
+    @property
+    def retention_ms(self) -> int | None:
+        """``retention`` in milliseconds (``None``: keep)."""
+        return None if self.retention is None else duration_ms(self.retention)
+
+
+class NatsBrokerSpec(_Spec):
+    """NATS JetStream: one stream per topic, durable pull consumers per group."""
+
+    kind: Literal["nats"]
+    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"],
+                               description="NATS server URLs")
+    token: SecretStr | None = Field(None, description="auth token (use ${ENV})")
+    user: str | None = Field(None, description="user name for user/password auth")
+    password: SecretStr | None = Field(None, description="password (use ${ENV})")
+    stream_prefix: str = Field("headwater", description="JetStream stream names start with this")
+    partitions: int = Field(1, ge=1, description="partitions of a topic headwater creates")
+
+
+class KafkaBrokerSpec(_Spec):
+    """Apache Kafka through confluent-kafka (librdkafka)."""
+
+    kind: Literal["kafka"]
+    bootstrap_servers: str = Field(description="host:port[,host:port...]")
+    config: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="extra librdkafka settings, e.g. security.protocol, sasl.mechanism, "
+        "sasl.username, sasl.password (use ${ENV} for secrets)")
+    partitions: int = Field(1, ge=1, description="partitions of a topic headwater creates")
+
+
+class KinesisBrokerSpec(_Spec):
+    """Amazon Kinesis Data Streams: shards as partitions, sequence numbers as offsets."""
+
+    kind: Literal["kinesis"]
+    region: str = Field("us-east-1", description="AWS region")
+    endpoint_url: str | None = Field(None, description="e.g. a moto server or a VPC endpoint")
+    aws_access_key_id: SecretStr | None = Field(
+        None, description="default: the usual AWS credential chain")
+    aws_secret_access_key: SecretStr | None = Field(None, description="use ${ENV}")
+    positions_table: str | None = Field(
+        None, description="where consumer groups keep positions (default: under .headwater)")
+    partitions: int = Field(1, ge=1, description="shards of a stream headwater creates")
+
+
+BrokerSpec = Annotated[
+    EmbeddedBrokerSpec | NatsBrokerSpec | KafkaBrokerSpec | KinesisBrokerSpec,
+    Field(discriminator="kind"),
+]
+
+
+def default_brokers() -> dict[str, BrokerSpec]:
+    """The brokers every project has: the embedded log named ``embedded``."""
+    return {DEFAULT_BROKER: EmbeddedBrokerSpec()}
