@@ -16,9 +16,11 @@ from headwater.core import ConfigError
 from headwater.stream import Hopping, Session, Tumbling, WindowOperator
 
 
-def frame(rows: list[tuple[str, int, float]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"device": pl.String, "time": pl.Int64,
-                                      "value": pl.Float64}, orient="row")
+def frame(rows: list[tuple], *, partitioned: bool | None = None) -> pl.DataFrame:
+    schema = {"device": pl.String, "time": pl.Int64, "value": pl.Float64}
+    if partitioned or (partitioned is None and rows and len(rows[0]) > 3):
+        schema["partition"] = pl.Int64
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def windows(op: WindowOperator, *batches: list[tuple[str, int, float]]) -> list[tuple]:
@@ -80,11 +82,14 @@ def test_hopping_puts_each_event_in_size_over_hop_windows():
 
 def test_sessions_split_on_gap_and_close_on_watermark():
     op = WindowOperator(Session(10), keys=("device",))
-    got = windows(op, [("a", 0, 1.0), ("a", 5, 3.0), ("a", 15, 5.0), ("b", 1, 1.0),
+    got = windows(op, [("a", 0, 1.0), ("b", 1, 1.0), ("a", 5, 3.0), ("a", 15, 5.0),
                        ("a", 40, 0.0)])
-    # a: 0, 5, 15 form one session (gaps 5 and 10? 15 - 5 = 10 >= gap: new session)
+    # a: 15 - 5 = 10 is a full gap, so 15 starts a new session
     assert got == [("a", 0, 15, 2, 2.0, 0), ("a", 15, 25, 1, 5.0, 0), ("b", 1, 11, 1, 1.0, 0)]
     assert op.open_windows() == 1
+    # an event whose own window [t, t + gap) ended before the watermark is late
+    out = op.process(frame([("b", 29, 1.0)]))
+    assert out.late_count == 1
 
 
 def test_aggregates_are_exact():
@@ -144,43 +149,48 @@ def _aggregate(values: list[float]) -> tuple:
 
 
 def reference(window, batches, delay, lateness, late):
+    """Events are (key, time, value[, partition]); one watermark per partition."""
     size = window.gap_ms if isinstance(window, Session) else window.size_ms
     hop = window.hop_ms if isinstance(window, Hopping) else size
-    watermark = -(2**62)
+    newest: dict[int, int] = {}
     buffer: list[tuple] = []
     fired: dict[tuple, int] = {}
     out, late_count = [], 0
+
+    def mark(p):
+        return newest[p] - delay if p in newest else -(2**62)
+
     for batch in batches:
-        before = watermark
         touched = set()
-        if isinstance(window, Session):
-            for key, t, v in batch:
+        for event in batch:
+            key, t, v = event[:3]
+            p = event[3] if len(event) > 3 else 0
+            before = mark(p)
+            if isinstance(window, Session):
                 if t + size <= before:
                     late_count += 1
                 else:
-                    buffer.append((key, t, v))
-        else:
-            for key, t, v in batch:
+                    buffer.append((p, key, t, v))
+            else:
                 last = (t // hop) * hop
                 dropped = False
                 for start in range(last - size + hop, last + 1, hop):
                     end = start + size
                     if end > before:
-                        buffer.append((key, start, t, v))
+                        buffer.append((p, key, start, t, v))
                     elif late == "update" and end + lateness > before:
-                        buffer.append((key, start, t, v))
-                        touched.add((key, start))
+                        buffer.append((p, key, start, t, v))
+                        touched.add((p, key, start))
                     else:
                         dropped = True
                 late_count += dropped
-        if batch:
-            watermark = max(before, max(t for _, t, _ in batch) - delay)
+            newest[p] = max(newest.get(p, t), t)
         if isinstance(window, Session):
             by_key = defaultdict(list)
-            for key, t, v in buffer:
-                by_key[key].append((t, v))
+            for p, key, t, v in buffer:
+                by_key[(p, key)].append((t, v))
             buffer = []
-            for key, items in by_key.items():
+            for (p, key), items in by_key.items():
                 items.sort(key=lambda x: x[0])
                 sessions, current = [], [items[0]]
                 for prev, item in pairwise(items):
@@ -190,23 +200,24 @@ def reference(window, batches, delay, lateness, late):
                     current.append(item)
                 sessions.append(current)
                 for s in sessions:
-                    if s[-1][0] + size <= watermark:
+                    if s[-1][0] + size <= mark(p):
                         out.append((key, s[0][0], s[-1][0] + size,
                                     *_aggregate([v for _, v in s]), 0))
                     else:
-                        buffer += [(key, t, v) for t, v in s]
+                        buffer += [(p, key, t, v) for t, v in s]
         else:
             groups = defaultdict(list)
-            for key, start, _t, v in buffer:
-                groups[(key, start)].append(v)
-            for (key, start), values in sorted(groups.items()):
-                if start + size <= watermark and ((key, start) not in fired
-                                                  or (key, start) in touched):
-                    revision = fired[(key, start)] + 1 if (key, start) in fired else 0
-                    fired[(key, start)] = revision
+            for p, key, start, _t, v in buffer:
+                groups[(p, key, start)].append(v)
+            for (p, key, start), values in sorted(groups.items()):
+                if start + size <= mark(p) and ((p, key, start) not in fired
+                                                or (p, key, start) in touched):
+                    ident = (p, key, start)
+                    revision = fired[ident] + 1 if ident in fired else 0
+                    fired[ident] = revision
                     out.append((key, start, start + size, *_aggregate(values), revision))
-            buffer = [b for b in buffer if b[1] + size + lateness > watermark]
-            fired = {k: r for k, r in fired.items() if k[1] + size + lateness > watermark}
+            buffer = [b for b in buffer if b[2] + size + lateness > mark(b[0])]
+            fired = {k: r for k, r in fired.items() if k[2] + size + lateness > mark(k[0])}
     return out, late_count
 
 
@@ -215,9 +226,11 @@ def _rounded(rows):
                         for x in row) for row in rows)
 
 
-events = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 200),
-                            st.floats(-1e3, 1e3, allow_nan=False).map(lambda x: round(x, 3))),
+values = st.floats(-1e3, 1e3, allow_nan=False).map(lambda x: round(x, 3))
+events = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 200), values),
                   max_size=15)
+#: a key always goes to one partition, as partition_for sends it
+PARTITION_OF = {"a": 0, "b": 1, "c": 1}
 window_specs = st.one_of(
     st.builds(Tumbling, st.integers(1, 40)),
     st.tuples(st.integers(1, 15), st.integers(1, 4)).map(lambda h: Hopping(h[0] * h[1], h[0])),
@@ -225,7 +238,7 @@ window_specs = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(window=window_specs, batches=st.lists(events, max_size=6),
        delay=st.integers(0, 30), lateness=st.integers(0, 30),
        late=st.sampled_from(["drop", "table", "update"]))
@@ -234,11 +247,12 @@ def test_operator_matches_the_reference(window, batches, delay, lateness, late):
         late = "drop"
     if late != "update":
         lateness = 0
-    op = WindowOperator(window, keys=("device",), watermark_delay_ms=delay,
-                        allowed_lateness_ms=lateness, late=late)
+    batches = [[(k, t, v, PARTITION_OF[k]) for k, t, v in b] for b in batches]
+    op = WindowOperator(window, keys=("device",), partition="partition",
+                        watermark_delay_ms=delay, allowed_lateness_ms=lateness, late=late)
     got, late_count = [], 0
     for batch in batches:
-        result = op.process(frame(batch))
+        result = op.process(frame(batch, partitioned=True))
         got += result.results.select(
             "device", "window_start", "window_end", "count", "mean", "min", "max", "stddev",
             "p95", "revision").rows()
@@ -265,3 +279,43 @@ def test_dedupe_within_horizon_keeps_the_first_arrival():
     restored = Deduplicator(horizon_ms=100)
     restored.restore(d.snapshot())
     assert restored.process(pl.DataFrame({"id": ["a", "c"], "time": [170, 170]}))[1] == 2
+
+
+def _final(rows):
+    """The last revision of every window (what an upserting sink holds)."""
+    last = {}
+    for row in rows:
+        last[(row[0], row[1])] = row[:-1]
+    return _rounded(last.values())
+
+
+def _run(op, batches):
+    rows = []
+    for batch in batches:
+        rows += op.process(frame(batch, partitioned=True)).results.rows()
+    return rows + op.flush().results.rows()
+
+
+@settings(max_examples=100, deadline=None)
+@given(window=window_specs, stream=events, cuts=st.lists(st.integers(0, 15), max_size=4),
+       delay=st.integers(0, 30), late=st.sampled_from(["drop", "update"]))
+def test_batches_and_processes_do_not_change_the_results(window, stream, cuts, delay, late):
+    """Cut into other batches, or split between two processes by partition: the same
+    windows (last revision of each)."""
+    if isinstance(window, Session):
+        late = "drop"
+    lateness = 10 if late == "update" else 0
+    stream = [(k, t, v, PARTITION_OF[k]) for k, t, v in stream]
+
+    def operator():
+        return WindowOperator(window, keys=("device",), partition="partition",
+                              watermark_delay_ms=delay, allowed_lateness_ms=lateness,
+                              late=late)
+
+    whole = _run(operator(), [stream])
+    bounds = [0, *sorted(set(cuts)), len(stream)]
+    pieces = [stream[a:b] for a, b in pairwise(bounds) if b > a]
+    assert _final(_run(operator(), pieces)) == _final(whole)
+    by_partition = [[e for e in stream if e[3] == p] for p in (0, 1)]
+    split = _run(operator(), [by_partition[0]]) + _run(operator(), [by_partition[1]])
+    assert _final(split) == _final(whole)
