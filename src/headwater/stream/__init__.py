@@ -31,6 +31,10 @@ _EXPORTS = {
     "Stuck": "headwater.stream._detectors",
     "Threshold": "headwater.stream._detectors",
     "ZScore": "headwater.stream._detectors",
+    "AlertTracker": "headwater.stream._alerts",
+    "Processor": "headwater.stream._processor",
+    "ProcessorResult": "headwater.stream._processor",
+    "decode_json": "headwater.stream._decode",
 }
 
 __all__ = sorted(_EXPORTS)

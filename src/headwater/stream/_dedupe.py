@@ -14,8 +14,8 @@ from headwater.core import ConfigError
 class Deduplicator:
     """Drops events whose ``id`` was seen within ``horizon_ms`` of event time.
 
-    The first arrival wins. Ids are remembered until the newest event time seen has moved
-    ``horizon_ms`` past them, so memory is bounded by the ids of one horizon.
+    The first arrival wins. Ids are remembered until the newest event time seen (in their
+    partition) has moved ``horizon_ms`` past them, so memory is bounded by one horizon of ids.
 
     >>> d = Deduplicator(horizon_ms=1000)
     >>> kept, dropped = d.process(pl.DataFrame({"id": ["a", "b", "a"], "time": [0, 1, 2]}))
@@ -26,9 +26,11 @@ class Deduplicator:
     horizon_ms: int
     id: str = "id"
     time: str = "time"
-    #: Remembered ids and the event time they came with.
+    #: Column of the broker partition (an id always arrives on one partition): the horizon
+    #: then moves per partition, so how partitions are spread over processes changes nothing.
+    partition: str | None = None
+    #: Remembered ids, the event time they came with, and their partition (``_p``).
     seen_: pl.DataFrame | None = field(default=None, repr=False)
-    newest_ms_: int | None = None
 
     def __post_init__(self) -> None:
         if self.horizon_ms <= 0:
@@ -46,32 +48,35 @@ class Deduplicator:
         t = pl.col(self.time)
         if events.schema[self.time].is_temporal():
             t = t.dt.epoch("ms")
-        keyed = events.with_columns(_t=t.cast(pl.Int64))
-        unique = keyed.unique(self.id, keep="first", maintain_order=True)
-        if self.seen_ is not None and not self.seen_.is_empty():
-            unique = unique.join(self.seen_.select(self.id), on=self.id, how="anti",
+        part = pl.col(self.partition).cast(pl.Int64) if self.partition else pl.lit(0, pl.Int64)
+        keyed = events.with_columns(_t=t.cast(pl.Int64), _p=part, _i=pl.int_range(pl.len()))
+        # events without an id cannot be told apart: all kept, none remembered
+        anonymous = keyed.filter(pl.col(self.id).is_null())
+        unique = keyed.filter(pl.col(self.id).is_not_null()).unique(
+            self.id, keep="first", maintain_order=True)
+        seen = self._seen(keyed)
+        if not seen.is_empty():
+            unique = unique.join(seen.select(self.id), on=self.id, how="anti",
                                  maintain_order="left")
+        seen = pl.concat([seen, unique.select(self.id, "_t", "_p")])
+        unique = pl.concat([unique, anonymous]).sort("_i") if anonymous.height else unique
         dropped = events.height - unique.height
-        batch_newest = keyed["_t"].max()
-        if batch_newest is not None:
-            newest = int(batch_newest)  # type: ignore[arg-type]
-            self.newest_ms_ = newest if self.newest_ms_ is None else max(self.newest_ms_, newest)
-        seen = unique.select(self.id, "_t")
-        self.seen_ = seen if self.seen_ is None else pl.concat([self.seen_, seen])
-        if self.newest_ms_ is not None:
-            self.seen_ = self.seen_.filter(pl.col("_t") > self.newest_ms_ - self.horizon_ms)
-        return unique.drop("_t"), dropped
+        newest = seen.group_by("_p").agg(_newest=pl.col("_t").max())
+        self.seen_ = seen.join(newest, on="_p").filter(
+            pl.col("_t") > pl.col("_newest") - self.horizon_ms).drop("_newest")
+        return unique.drop("_t", "_p", "_i"), dropped
 
-    def snapshot(self) -> dict[str, pa.Table | int | None]:
-        """State for a checkpoint."""
-        seen = self.seen_ if self.seen_ is not None else pl.DataFrame(
-            schema={self.id: pl.String, "_t": pl.Int64})
-        return {"seen": seen.to_arrow(), "newest_ms": self.newest_ms_}
+    def _seen(self, like: pl.DataFrame) -> pl.DataFrame:
+        if self.seen_ is None:
+            return pl.DataFrame(schema={self.id: like.schema[self.id], "_t": pl.Int64,
+                                        "_p": pl.Int64})
+        return self.seen_
 
-    def restore(self, state: dict[str, pa.Table | int | None]) -> None:
+    def snapshot(self) -> dict[str, pa.Table | None]:
+        """State for a checkpoint (rows carry their partition in ``_p``)."""
+        return {"seen": None if self.seen_ is None else self.seen_.to_arrow()}
+
+    def restore(self, state: dict[str, pa.Table | None]) -> None:
         """Load state written by :meth:`snapshot`."""
-        seen = state["seen"]
-        assert isinstance(seen, pa.Table)
-        self.seen_ = pl.from_arrow(seen)  # type: ignore[assignment]
-        newest = state["newest_ms"]
-        self.newest_ms_ = None if newest is None else int(newest)  # type: ignore[arg-type]
+        seen = state.get("seen")
+        self.seen_ = None if seen is None else pl.from_arrow(seen)  # type: ignore[assignment]
