@@ -240,10 +240,12 @@ class _PartitionWriter:
         self.next_offset += batch.num_rows
         return entry.tobytes()
 
-    def publish(self, entries: Sequence[bytes]) -> None:
+    def publish(self, entries: Sequence[bytes], *, sync: bool = False) -> None:
         """Make frames visible to readers: append their index entries."""
         if entries:
             os.write(self.idx_fd, b"".join(entries))
+            if sync:
+                os.fsync(self.idx_fd)
 
     def sync(self) -> None:
         if self.dirty:
@@ -336,7 +338,7 @@ class _TopicWriter:
                 if policy == "batch":
                     pending[p] = entries
                 else:
-                    writer.publish(entries)
+                    writer.publish(entries, sync=policy == "always")
             for p in pending:  # batch: every partition fsynced, then all made visible
                 self.partitions[p].sync()
             for p, entries in pending.items():
@@ -540,10 +542,11 @@ class EmbeddedBroker(Broker):
 
     Parameters (recorded; nothing is opened until used):
 
-    - ``fsync``: when appends reach the disk: ``always`` (every frame), ``batch`` (once per
-      ``produce`` call, the default), ``interval`` (within ``fsync_interval_ms``, by a timer)
-      or ``never`` (the operating system decides). A kill -9 loses nothing that ``produce``
-      acknowledged under any policy; a power cut may lose what was not fsynced yet.
+    - ``fsync``: when appends reach the disk: ``always`` (every frame and its index entry),
+      ``batch`` (each partition once per ``produce`` call, the default), ``interval``
+      (within ``fsync_interval_ms``, by a timer) or ``never`` (the operating system decides).
+      A kill -9 loses nothing that ``produce`` acknowledged under any policy; a power cut may
+      lose what was not fsynced yet.
     - ``segment_bytes``: a partition's active segment is sealed and a new one started past this.
     - ``retention_bytes`` / ``retention_ms``: per partition, whole old segments are deleted while
       the partition is bigger, or while a segment's newest record is older (``None``: keep all).
