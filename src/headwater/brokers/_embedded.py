@@ -9,8 +9,9 @@ Layout under the broker's folder (``.headwater/streams`` by default)::
     <topic>/p<N>/<base offset>.idx     its index: one 32-byte entry per frame
 
 A **frame** is a 32-byte header (magic ``HWL1``, payload length, CRC32, first offset, record
-count, newest timestamp) followed by one Arrow IPC record-batch message (key, value, timestamp).
-Offsets are contiguous per partition: a frame's records have ``first offset + row``.
+count, newest timestamp) followed by one Arrow IPC record-batch message (offset, key, value,
+timestamp). Offsets are contiguous per partition: a frame's records have ``first offset + row``;
+they are stored so that a reader hands out the frame's own buffers (zero-copy from the map).
 
 The index entry of a frame (first offset, file position, newest timestamp, count) is written
 after the frame, and after its fsync where the policy asks for one: readers, in this process or
@@ -41,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.brokers._base import (
+    PRODUCE_SCHEMA,
     RECORD_SCHEMA,
     Broker,
     BrokerError,
@@ -63,26 +65,26 @@ HEADER = struct.Struct("<4sIIqiq")
 _CRC_FROM = 12  # the CRC covers the header from here on, then the payload
 INDEX_DTYPE = np.dtype([("offset", "<i8"), ("position", "<i8"), ("max_ts", "<i8"),
                         ("count", "<i8")])
-#: What one frame holds (the partition and offsets are implied by where it is).
-FRAME_SCHEMA = pa.schema([
-    ("key", pa.binary()),
-    ("value", pa.binary()),
-    ("timestamp", pa.timestamp("ms", tz="UTC")),
-])
+#: What one frame holds (the partition is implied by where it is).
+FRAME_SCHEMA = pa.schema([("offset", pa.int64()), *PRODUCE_SCHEMA])
 FsyncPolicy = Literal["always", "batch", "interval", "never"]
 FSYNC_POLICIES = ("always", "batch", "interval", "never")
 _MAX_FRAME_BYTES = 256 << 20
 _RETENTION_EVERY_S = 30.0  # also when a writer opens and whenever a segment is sealed
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
-_TS = FRAME_SCHEMA.field("timestamp").type
+_TS = PRODUCE_SCHEMA.field("timestamp").type
 
 
 # -- frames ------------------------------------------------------------------------------------
 
 
 def encode_frame(batch: pa.RecordBatch, first_offset: int) -> tuple[bytes, pa.Buffer, int]:
-    """The header and payload of one frame, and the newest timestamp in it."""
-    payload = batch.serialize()
+    """The header and payload of one frame of ``batch`` (key, value, timestamp) whose records
+    get offsets from ``first_offset`` on, and the newest timestamp in it."""
+    n = batch.num_rows
+    offsets = pa.array(np.arange(first_offset, first_offset + n, dtype=np.int64))
+    frame = pa.RecordBatch.from_arrays([offsets, *batch.columns], schema=FRAME_SCHEMA)
+    payload = frame.serialize()
     max_ts = pc.max(batch.column(2).cast(pa.int64())).as_py() or 0
     rest = HEADER.pack(MAGIC, 0, 0, first_offset, batch.num_rows, max_ts)[_CRC_FROM:]
     crc = zlib.crc32(payload, zlib.crc32(rest))
@@ -442,6 +444,8 @@ class _PartitionReader:
         self.partition = partition
         self.check_crc = check_crc
         self._segments: dict[int, _Segment] = {}
+        self._bases: list[int] = []
+        self._partition_column = pa.array(np.zeros(0, dtype=np.int32))
 
     def _segment(self, base: int) -> _Segment:
         seg = self._segments.get(base)
@@ -450,10 +454,11 @@ class _PartitionReader:
         return seg
 
     def bases(self) -> list[int]:
-        bases = _segments(self.folder)
-        for gone in set(self._segments) - set(bases):
+        """The segments on disk now (retention deletes old ones, the writer adds new ones)."""
+        self._bases = _segments(self.folder)
+        for gone in set(self._segments) - set(self._bases):
             del self._segments[gone]
-        return bases
+        return self._bases
 
     def earliest(self) -> int:
         """The oldest offset still kept (what ``earliest`` starts at)."""
@@ -484,20 +489,29 @@ class _PartitionReader:
             if newest[-1] < ms:
                 continue
             i = int(np.searchsorted(newest, ms, side="left"))
-            ts = seg.frame(i).column(2).cast(pa.int64()).to_numpy()
+            ts = seg.frame(i).column("timestamp").cast(pa.int64()).to_numpy()
             return int(seg.entries[i]["offset"]) + int(np.argmax(ts >= ms))
         return self.end()
 
     def read(self, offset: int, max_records: int) -> tuple[list[pa.RecordBatch], int]:
         """Records from ``offset`` on (at most ``max_records``) and the offset after them."""
+        try:
+            return self._read(offset, max_records)
+        except FileNotFoundError:  # retention deleted a segment while we were at it
+            self.bases()
+            return self._read(offset, max_records)
+
+    def _read(self, offset: int, max_records: int) -> tuple[list[pa.RecordBatch], int]:
         out: list[pa.RecordBatch] = []
-        bases = self.bases()
-        if not bases:
-            return out, offset
-        if offset < bases[0]:
-            log.warning("embedded_log_records_expired", partition=str(self.folder),
-                        wanted=offset, earliest=bases[0])
-            offset = bases[0]
+        bases = self._bases
+        if not bases or offset < bases[0]:
+            bases = self.bases()
+            if not bases:
+                return out, offset
+            if offset < bases[0]:
+                log.warning("embedded_log_records_expired", partition=str(self.folder),
+                            wanted=offset, earliest=bases[0])
+                offset = bases[0]
         k = bisect.bisect_right(bases, offset) - 1
         while max_records > 0:
             seg = self._segment(bases[k])
@@ -508,8 +522,7 @@ class _PartitionReader:
                 while max_records > 0 and i < len(seg.entries):
                     first, count = int(seg.entries[i]["offset"]), int(seg.entries[i]["count"])
                     take = min(first + count - offset, max_records)
-                    frame = seg.frame(i).slice(offset - first, take)
-                    out.append(_records(frame, self.partition, offset))
+                    out.append(self._records(seg.frame(i).slice(offset - first, take)))
                     offset += take
                     max_records -= take
                     i += 1
@@ -524,14 +537,14 @@ class _PartitionReader:
             break
         return out, offset
 
-
-def _records(frame: pa.RecordBatch, partition: int, first: int) -> pa.RecordBatch:
-    n = frame.num_rows
-    return pa.RecordBatch.from_arrays(
-        [pa.array(np.full(n, partition, dtype=np.int32)),
-         pa.array(np.arange(first, first + n, dtype=np.int64)),
-         frame.column(0), frame.column(1), frame.column(2)],
-        schema=RECORD_SCHEMA)
+    def _records(self, frame: pa.RecordBatch) -> pa.RecordBatch:
+        """A frame's records with their partition (a slice of one constant column)."""
+        n = frame.num_rows
+        if len(self._partition_column) < n:
+            self._partition_column = pa.array(np.full(max(n, 1 << 16), self.partition,
+                                                      dtype=np.int32))
+        return pa.RecordBatch.from_arrays([self._partition_column.slice(0, n), *frame.columns],
+                                          schema=RECORD_SCHEMA)
 
 
 # -- the broker --------------------------------------------------------------------------------
@@ -696,11 +709,11 @@ class EmbeddedBroker(Broker):
 
 
 def _normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
-    """``records`` as :data:`FRAME_SCHEMA`: binary key and value, a UTC ms timestamp each."""
+    """``records`` as :data:`PRODUCE_SCHEMA`: binary key and value, a UTC ms timestamp each."""
     if isinstance(records, pa.RecordBatch):
         records = pa.Table.from_batches([records])
     names = records.column_names
-    if set(names) - set(FRAME_SCHEMA.names) or "value" not in names:
+    if set(names) - set(PRODUCE_SCHEMA.names) or "value" not in names:
         raise BrokerError(
             f"produce to '{topic}' takes the columns key, value and timestamp; got {names}",
             hint="encode each row as the value (e.g. JSON text) and pass the key as 'key'")
@@ -719,7 +732,7 @@ def _normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
         ts = pc.fill_null(ts.cast(_TS, safe=False), now)
     else:
         ts = pa.repeat(now, n)
-    return pa.table([key, value, ts], schema=FRAME_SCHEMA)
+    return pa.table([key, value, ts], schema=PRODUCE_SCHEMA)
 
 
 def _split(table: pa.Table, partitions: int) -> dict[int, list[pa.RecordBatch]]:

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headwater.brokers import BrokerError, EmbeddedBroker, partition_for, split_partitions
+from headwater.brokers import (
+    PRODUCE_SCHEMA,
+    BrokerError,
+    EmbeddedBroker,
+    partition_for,
+    split_partitions,
+)
 from headwater.brokers._embedded import (
     FRAME_SCHEMA,
     HEADER,
@@ -27,7 +33,7 @@ def frame_batch(values: list[bytes]) -> pa.RecordBatch:
     n = len(values)
     return pa.record_batch([pa.array([b"k"] * n, pa.binary()), pa.array(values, pa.binary()),
                             pa.array([1_700_000_000_000 + i for i in range(n)],
-                                     FRAME_SCHEMA.field(2).type)], schema=FRAME_SCHEMA)
+                                     PRODUCE_SCHEMA.field(2).type)], schema=PRODUCE_SCHEMA)
 
 
 def segment(batches: list[list[bytes]]) -> tuple[bytes, list[int]]:
@@ -75,7 +81,7 @@ def test_a_corrupt_byte_stops_the_scan_at_its_frame(frames: list[list[bytes]],
         start = position + HEADER.size
         length = HEADER.unpack_from(raw, position)[1]
         batch = pa.ipc.read_record_batch(pa.py_buffer(raw[start:start + length]), FRAME_SCHEMA)
-        assert batch.column(1).to_pylist() == values and count == len(values)
+        assert batch.column("value").to_pylist() == values and count == len(values)
         assert first == sum(len(f) for f in frames[:entries["position"].tolist().index(position)])
 
 
