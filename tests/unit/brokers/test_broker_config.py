@@ -17,8 +17,9 @@ from headwater.core import ConfigError
 def test_surface() -> None:
     assert set(headwater.brokers.__all__) == {
         "PRODUCE_SCHEMA", "RECORD_SCHEMA", "Broker", "BrokerError", "Consumer", "EmbeddedBroker",
-        "Offset", "Positions", "StartAt", "TopicInfo", "open_broker", "partition_for",
-        "split_partitions",
+        "Offset", "PartitionPosition", "Positions", "StartAt", "TopicInfo", "encode_rows",
+        "follow", "group_positions", "lag", "open_broker", "parse_start", "partition_for",
+        "publish", "reset_positions", "split_partitions", "tail",
     }
     for name in headwater.brokers.__all__:
         assert hasattr(headwater.brokers, name)
