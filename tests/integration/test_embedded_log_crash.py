@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -156,9 +157,8 @@ def test_a_reader_process_follows_a_writer(tmp_path: Path) -> None:
 
 def _write(path: str, round_: int) -> None:
     if round_ % 2:
-        _die_inside_a_frame(after_frames=5 + round_, keep=lambda header, payload:
-                            header + payload.to_pybytes()[:payload.size // 2] if round_ == 1
-                            else header[:10])
+        _die_inside_a_frame(after_writes=5 + round_, keep=lambda frame:
+                            frame[:len(frame) // 2] if round_ == 1 else frame[:10])
     broker = EmbeddedBroker(path, segment_bytes=256 << 10)
     start = 0
     size = 1
@@ -169,21 +169,21 @@ def _write(path: str, round_: int) -> None:
         size = size * 7 % 1999 + 1
 
 
-def _die_inside_a_frame(*, after_frames: int, keep) -> None:
-    """Make the writer SIGKILL itself part-way through writing frame ``after_frames``."""
+def _die_inside_a_frame(*, after_writes: int, keep: Callable[[bytes], bytes]) -> None:
+    """Make the writer SIGKILL itself part-way through a frame write."""
     from headwater.brokers import _embedded
 
-    real = _embedded._write_all
+    real = _embedded._pwrite_all
     calls = [0]
 
-    def write_all(fd: int, header: bytes, payload: pa.Buffer) -> int:
+    def pwrite_all(fd: int, parts: list, position: int) -> None:
         calls[0] += 1
-        if calls[0] > after_frames:
-            os.write(fd, keep(header, payload))
+        if calls[0] > after_writes:
+            os.pwrite(fd, keep(b"".join(bytes(memoryview(p)) for p in parts)), position)
             os.kill(os.getpid(), signal.SIGKILL)
-        return real(fd, header, payload)
+        real(fd, parts, position)
 
-    _embedded._write_all = write_all
+    _embedded._pwrite_all = pwrite_all
 
 
 def _read(path: str, total: int) -> None:

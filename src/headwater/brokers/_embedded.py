@@ -33,6 +33,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,9 @@ MAGIC = b"HWL1"
 #: record count, newest timestamp (ms since the epoch).
 HEADER = struct.Struct("<4sIIqiq")
 _CRC_FROM = 12  # the CRC covers the header from here on, then the payload
+_HEADER_REST = struct.Struct("<qiq")
+_NO_HEADER = bytes(HEADER.size)  # written first when the CRC is still being computed
+_CRC_ASIDE = 1 << 20  # payloads this big get their CRC computed while they are written
 INDEX_DTYPE = np.dtype([("offset", "<i8"), ("position", "<i8"), ("max_ts", "<i8"),
                         ("count", "<i8")])
 #: What one frame holds (the partition is implied by where it is).
@@ -78,18 +82,29 @@ _TS = PRODUCE_SCHEMA.field("timestamp").type
 # -- frames ------------------------------------------------------------------------------------
 
 
-def encode_frame(batch: pa.RecordBatch, first_offset: int) -> tuple[bytes, pa.Buffer, int]:
-    """The header and payload of one frame of ``batch`` (key, value, timestamp) whose records
-    get offsets from ``first_offset`` on, and the newest timestamp in it."""
+def frame_payload(batch: pa.RecordBatch, first_offset: int) -> tuple[pa.Buffer, bytes]:
+    """The Arrow IPC message of a frame of ``batch`` (key, value, timestamp) whose records get
+    offsets from ``first_offset`` on, and the header fields after the CRC (first offset,
+    count, newest timestamp) that the CRC covers too."""
     n = batch.num_rows
     offsets = pa.array(np.arange(first_offset, first_offset + n, dtype=np.int64))
-    frame = pa.RecordBatch.from_arrays([offsets, *batch.columns], schema=FRAME_SCHEMA)
-    payload = frame.serialize()
+    payload = pa.RecordBatch.from_arrays([offsets, *batch.columns],
+                                         schema=FRAME_SCHEMA).serialize()
     max_ts = pc.max(batch.column(2).cast(pa.int64())).as_py() or 0
-    rest = HEADER.pack(MAGIC, 0, 0, first_offset, batch.num_rows, max_ts)[_CRC_FROM:]
-    crc = zlib.crc32(payload, zlib.crc32(rest))
-    header = HEADER.pack(MAGIC, payload.size, crc, first_offset, batch.num_rows, max_ts)
-    return header, payload, max_ts
+    return payload, _HEADER_REST.pack(first_offset, n, max_ts)
+
+
+def frame_header(payload: pa.Buffer, rest: bytes, crc: int | None = None) -> bytes:
+    """A frame's 32-byte header (the CRC computed here unless given)."""
+    if crc is None:
+        crc = zlib.crc32(payload, zlib.crc32(rest))
+    return MAGIC + struct.pack("<II", payload.size, crc) + rest
+
+
+def encode_frame(batch: pa.RecordBatch, first_offset: int) -> bytes:
+    """One whole frame, header and payload (what a segment holds)."""
+    payload, rest = frame_payload(batch, first_offset)
+    return frame_header(payload, rest) + payload.to_pybytes()
 
 
 def scan_frames(data: bytes | memoryview, first_offset: int) -> tuple[np.ndarray, int]:
@@ -161,14 +176,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, header: bytes, payload: pa.Buffer) -> int:
-    total = len(header) + payload.size
-    written = os.writev(fd, [header, payload])
+def _pwrite_all(fd: int, parts: Sequence[bytes | pa.Buffer], position: int) -> None:
+    written = os.pwritev(fd, parts, position)
+    total = sum(memoryview(p).nbytes for p in parts)
     if written < total:  # a short write (a signal, a full disk): finish it or fail
-        view = memoryview(header + payload.to_pybytes())[written:]
+        view = memoryview(b"".join(memoryview(p) for p in parts))[written:]
         while view:
-            view = view[os.write(fd, view):]
-    return total
+            done = os.pwrite(fd, view, position + written)
+            view, written = view[done:], written + done
+
+
+_crc_pool: ThreadPoolExecutor | None = None
+
+
+def _crc_aside(payload: pa.Buffer, rest: bytes) -> Future[int]:
+    """The CRC of a big payload, computed on another thread (zlib releases the GIL) while this
+    one writes the payload."""
+    global _crc_pool
+    if _crc_pool is None:
+        _crc_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-crc")
+    return _crc_pool.submit(zlib.crc32, payload, zlib.crc32(rest))
 
 
 def check_name(name: str, what: str) -> str:
@@ -197,6 +224,7 @@ class _PartitionWriter:
         self.size = 0
         self.next_offset = 0
         self.dirty = False
+        self.pending: list[bytes] = []
         self._recover()
 
     def _recover(self) -> None:
@@ -204,8 +232,16 @@ class _PartitionWriter:
         for name in os.listdir(self.folder):  # an index whose segment a crash did not create
             if name.endswith(".idx") and not (self.folder / (name[:-4] + ".log")).exists():
                 (self.folder / name).unlink(missing_ok=True)
-        segments = _segments(self.folder)
-        base = segments[-1] if segments else 0
+        segments = _segments(self.folder) or [0]
+        for base in segments[:-1]:  # sealed: their index was not fsynced, so check its end
+            if not _index_covers_segment(self.folder, base):
+                self._repair(base)
+        valid, entries = self._repair(segments[-1])
+        self._open_segment(segments[-1], valid)
+        self.next_offset = segments[-1] + int(entries["count"].sum())
+
+    def _repair(self, base: int) -> tuple[int, np.ndarray]:
+        """Check a segment frame by frame; cut off a torn tail; make its index match."""
         log_path = self.folder / _segment_name(base, ".log")
         idx_path = self.folder / _segment_name(base, ".idx")
         data = log_path.read_bytes() if log_path.exists() else b""
@@ -217,35 +253,45 @@ class _PartitionWriter:
             _write_atomic(idx_path, entries.tobytes())  # index first: readers never pass it
         if valid < len(data):
             os.truncate(log_path, valid)
-        self._open_segment(base, valid)
-        self.next_offset = base + int(entries["count"].sum())
+        return valid, entries
 
     def _open_segment(self, base: int, size: int) -> None:
         self.close()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        self.idx_fd = os.open(self.folder / _segment_name(base, ".idx"), flags, 0o644)
-        self.log_fd = os.open(self.folder / _segment_name(base, ".log"), flags, 0o644)
+        self.idx_fd = os.open(self.folder / _segment_name(base, ".idx"),
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # frames are written at known positions (a header may be patched in after its payload)
+        self.log_fd = os.open(self.folder / _segment_name(base, ".log"),
+                              os.O_WRONLY | os.O_CREAT, 0o644)
         self.base, self.size = base, size
 
-    def append(self, batch: pa.RecordBatch, *, sync: bool) -> bytes:
-        """Write one frame; return its index entry (made visible by :meth:`publish`)."""
-        header, payload, max_ts = encode_frame(batch, self.next_offset)
-        if self.size and self.size + len(header) + payload.size > self.segment_bytes:
+    def append(self, batch: pa.RecordBatch, *, sync: bool) -> None:
+        """Write one frame; its index entry waits for :meth:`publish`."""
+        payload, rest = frame_payload(batch, self.next_offset)
+        length = HEADER.size + payload.size
+        if self.size and self.size + length > self.segment_bytes:
             self.roll()
         position = self.size
-        self.size += _write_all(self.log_fd, header, payload)
+        if payload.size >= _CRC_ASIDE:  # the header (with the CRC) goes in after the payload
+            crc = _crc_aside(payload, rest)
+            _pwrite_all(self.log_fd, [_NO_HEADER, payload], position)
+            _pwrite_all(self.log_fd, [frame_header(payload, rest, crc.result())], position)
+        else:
+            _pwrite_all(self.log_fd, [frame_header(payload, rest), payload], position)
+        self.size += length
         if sync:
             os.fsync(self.log_fd)
         else:
             self.dirty = True
-        entry = np.array([(self.next_offset, position, max_ts, batch.num_rows)], dtype=INDEX_DTYPE)
+        max_ts = _HEADER_REST.unpack(rest)[2]
+        self.pending.append(np.array([(self.next_offset, position, max_ts, batch.num_rows)],
+                                     dtype=INDEX_DTYPE).tobytes())
         self.next_offset += batch.num_rows
-        return entry.tobytes()
 
-    def publish(self, entries: Sequence[bytes], *, sync: bool = False) -> None:
-        """Make frames visible to readers: append their index entries."""
-        if entries:
-            os.write(self.idx_fd, b"".join(entries))
+    def publish(self, *, sync: bool = False) -> None:
+        """Make the frames written so far visible to readers: append their index entries."""
+        if self.pending:
+            os.write(self.idx_fd, b"".join(self.pending))
+            self.pending.clear()
             if sync:
                 os.fsync(self.idx_fd)
 
@@ -255,14 +301,17 @@ class _PartitionWriter:
             self.dirty = False
 
     def roll(self) -> None:
-        """Seal the active segment (fsynced unless the policy is ``never``), start a new one."""
+        """Seal the active segment and start a new one. Its frames are fsynced (unless the
+        policy is ``never``) and indexed first, so a reader that sees the new segment knows
+        the old one is complete."""
         if self.sync_on_roll:
-            os.fsync(self.log_fd)
-            os.fsync(self.idx_fd)
+            self.sync()
+        self.publish()
         self.dirty = False
         self.rolled = True
         self._open_segment(self.next_offset, 0)
-        _fsync_dir(self.folder)
+        if self.sync_on_roll:
+            _fsync_dir(self.folder)
 
     def apply_retention(self, *, max_bytes: int | None, max_age_ms: int | None) -> int:
         """Delete whole old segments (never the active one); returns how many."""
@@ -290,6 +339,26 @@ class _PartitionWriter:
             if fd >= 0:
                 os.close(fd)
         self.log_fd = self.idx_fd = -1
+
+
+def _index_covers_segment(folder: Path, base: int) -> bool:
+    """Whether a sealed segment's index ends where its last frame ends (a cheap check)."""
+    idx_path = folder / _segment_name(base, ".idx")
+    log_path = folder / _segment_name(base, ".log")
+    try:
+        if idx_path.stat().st_size % INDEX_DTYPE.itemsize:
+            return False
+        size = log_path.stat().st_size
+        entries = _read_index(idx_path, max(0, idx_path.stat().st_size // INDEX_DTYPE.itemsize - 1))
+        if not len(entries):
+            return size == 0
+        position = int(entries[-1]["position"])
+        with open(log_path, "rb") as f:
+            f.seek(position)
+            header = f.read(HEADER.size)
+    except FileNotFoundError:
+        return False
+    return len(header) == HEADER.size and position + HEADER.size + HEADER.unpack(header)[1] == size
 
 
 def _newest(folder: Path, base: int) -> int:
@@ -333,18 +402,17 @@ class _TopicWriter:
             if self._lock_fd < 0:
                 raise BrokerError(f"the writer of topic '{self.folder.name}' is closed",
                                   hint="open the broker again")
-            pending: dict[int, list[bytes]] = {}
             for p, batches in parts.items():
                 writer = self.partitions[p]
-                entries = [writer.append(b, sync=policy == "always") for b in batches]
-                if policy == "batch":
-                    pending[p] = entries
-                else:
-                    writer.publish(entries, sync=policy == "always")
-            for p in pending:  # batch: every partition fsynced, then all made visible
-                self.partitions[p].sync()
-            for p, entries in pending.items():
-                self.partitions[p].publish(entries)
+                for batch in batches:
+                    writer.append(batch, sync=policy == "always")
+                if policy != "batch":
+                    writer.publish(sync=policy == "always")
+            if policy == "batch":  # every partition fsynced, then all made visible
+                for p in parts:
+                    self.partitions[p].sync()
+                for p in parts:
+                    self.partitions[p].publish()
             due = time.monotonic() >= self._next_retention
             for writer in self.partitions:
                 if due or writer.rolled:
@@ -529,12 +597,16 @@ class _PartitionReader:
                 continue
             if k + 1 == len(bases):
                 bases = self.bases()  # has the writer sealed this segment since?
-            if k + 1 < len(bases) and bases[k + 1] == offset:
+            if k + 1 == len(bases):
+                break
+            if bases[k + 1] != offset and not seg.refresh():
+                # sealed (so indexed to its end) and short of the next: frames lost to a power
+                # cut under fsync never
+                log.warning("embedded_log_gap", partition=str(self.folder), lost_from=offset,
+                            lost_to=bases[k + 1] - 1)
+                offset = bases[k + 1]
+            if bases[k + 1] == offset:
                 k += 1
-                continue
-            if k + 1 < len(bases) and seg.refresh():  # appended, then sealed, since we looked
-                continue
-            break
         return out, offset
 
     def _records(self, frame: pa.RecordBatch) -> pa.RecordBatch:
@@ -579,7 +651,7 @@ class EmbeddedBroker(Broker):
     kind = "embedded"
 
     def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "batch",
-                 fsync_interval_ms: int = 1000, segment_bytes: int = 64 << 20,
+                 fsync_interval_ms: int = 1000, segment_bytes: int = 256 << 20,
                  retention_bytes: int | None = None, retention_ms: int | None = None,
                  check_crcs: bool = False) -> None:
         self.path = Path(path)
