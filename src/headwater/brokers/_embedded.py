@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +55,9 @@ from headwater.brokers._base import (
 )
 from headwater.brokers._partition import partition_for
 from headwater.monitor import get_logger
+
+if TYPE_CHECKING:
+    from headwater.config import EmbeddedBrokerSpec
 
 log = get_logger(__name__)
 
@@ -662,25 +665,30 @@ class EmbeddedBroker(Broker):
         self.retention_ms = retention_ms
         self.check_crcs = check_crcs
         self._writers: dict[str, _TopicWriter] = {}
+        self._known: dict[str, tuple[Path, int]] = {}  # topic -> folder, partitions
         self._lock = threading.Lock()
 
     # topics
 
     def _topic(self, topic: str) -> tuple[Path, int]:
+        known = self._known.get(topic)
+        if known is not None:
+            return known
         folder = self.path / check_name(topic, "topic")
         try:
             meta = json.loads((folder / "topic.json").read_text())
         except FileNotFoundError:
-            known = ", ".join(self._names()) or "none yet"
+            listed = ", ".join(self._names()) or "none yet"
             raise BrokerError(
-                f"no topic '{topic}' in the embedded log at {self.path} (topics: {known})",
+                f"no topic '{topic}' in the embedded log at {self.path} (topics: {listed})",
                 hint="`headwater stream topics` lists them; `headwater stream publish FILE "
                 f"--topic {topic}` creates it") from None
         if meta.get("format", 0) > FORMAT_VERSION:
             raise BrokerError(f"topic '{topic}' at {folder} has log format {meta['format']}, "
                               f"newer than this headwater reads ({FORMAT_VERSION})",
                               hint="upgrade headwater")
-        return folder, int(meta["partitions"])
+        self._known[topic] = folder, int(meta["partitions"])
+        return self._known[topic]
 
     def _names(self) -> list[str]:
         try:
@@ -939,7 +947,7 @@ class EmbeddedConsumer(Consumer):
         return {p: o for p, o in stored.items() if p in self._readers}
 
 
-def from_spec(spec: Any, root: Path) -> EmbeddedBroker:
+def from_spec(spec: EmbeddedBrokerSpec, root: Path) -> EmbeddedBroker:
     """The broker an ``EmbeddedBrokerSpec`` describes; a relative path is under ``root``."""
     path = Path(spec.path).expanduser()
     return EmbeddedBroker(path if path.is_absolute() else Path(root) / path, fsync=spec.fsync,
