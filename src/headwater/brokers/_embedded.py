@@ -822,7 +822,8 @@ def _split(table: pa.Table, partitions: int) -> dict[int, list[pa.RecordBatch]]:
     else:
         parts = partition_for(table["key"], partitions)
         counts = np.bincount(parts, minlength=partitions)
-        ordered = table.take(pa.array(np.argsort(parts, kind="stable")))
+        small = parts.astype(np.uint16) if partitions <= 1 << 16 else parts  # radix sort
+        ordered = table.take(pa.array(np.argsort(small, kind="stable")))
         groups, start = {}, 0
         for p in np.nonzero(counts)[0].tolist():
             groups[p] = ordered.slice(start, int(counts[p]))
