@@ -19,6 +19,17 @@ from headwater.brokers._base import (
 from headwater.brokers._embedded import EmbeddedBroker
 from headwater.brokers._open import open_broker
 from headwater.brokers._partition import partition_for, split_partitions
+from headwater.brokers._tools import (
+    PartitionPosition,
+    encode_rows,
+    follow,
+    group_positions,
+    lag,
+    parse_start,
+    publish,
+    reset_positions,
+    tail,
+)
 
 __all__ = [
     "PRODUCE_SCHEMA",
@@ -28,10 +39,19 @@ __all__ = [
     "Consumer",
     "EmbeddedBroker",
     "Offset",
+    "PartitionPosition",
     "Positions",
     "StartAt",
     "TopicInfo",
+    "encode_rows",
+    "follow",
+    "group_positions",
+    "lag",
     "open_broker",
+    "parse_start",
     "partition_for",
+    "publish",
+    "reset_positions",
     "split_partitions",
+    "tail",
 ]

@@ -9,8 +9,9 @@ Layout under the broker's folder (``.headwater/streams`` by default)::
     <topic>/p<N>/<base offset>.idx     its index: one 32-byte entry per frame
 
 A **frame** is a 32-byte header (magic ``HWL1``, payload length, CRC32, first offset, record
-count, newest timestamp) followed by one Arrow IPC record-batch message (key, value, timestamp).
-Offsets are contiguous per partition: a frame's records have ``first offset + row``.
+count, newest timestamp) followed by one Arrow IPC record-batch message (offset, key, value,
+timestamp). Offsets are contiguous per partition: a frame's records have ``first offset + row``;
+they are stored so that a reader hands out the frame's own buffers (zero-copy from the map).
 
 The index entry of a frame (first offset, file position, newest timestamp, count) is written
 after the frame, and after its fsync where the policy asks for one: readers, in this process or
@@ -32,15 +33,17 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.brokers._base import (
+    PRODUCE_SCHEMA,
     RECORD_SCHEMA,
     Broker,
     BrokerError,
@@ -53,6 +56,9 @@ from headwater.brokers._base import (
 from headwater.brokers._partition import partition_for
 from headwater.monitor import get_logger
 
+if TYPE_CHECKING:
+    from headwater.config import EmbeddedBrokerSpec
+
 log = get_logger(__name__)
 
 FORMAT_VERSION = 1
@@ -61,33 +67,47 @@ MAGIC = b"HWL1"
 #: record count, newest timestamp (ms since the epoch).
 HEADER = struct.Struct("<4sIIqiq")
 _CRC_FROM = 12  # the CRC covers the header from here on, then the payload
+_HEADER_REST = struct.Struct("<qiq")
+_NO_HEADER = bytes(HEADER.size)  # written first when the CRC is still being computed
+_CRC_ASIDE = 1 << 20  # payloads this big get their CRC computed while they are written
 INDEX_DTYPE = np.dtype([("offset", "<i8"), ("position", "<i8"), ("max_ts", "<i8"),
                         ("count", "<i8")])
-#: What one frame holds (the partition and offsets are implied by where it is).
-FRAME_SCHEMA = pa.schema([
-    ("key", pa.binary()),
-    ("value", pa.binary()),
-    ("timestamp", pa.timestamp("ms", tz="UTC")),
-])
+#: What one frame holds (the partition is implied by where it is).
+FRAME_SCHEMA = pa.schema([("offset", pa.int64()), *PRODUCE_SCHEMA])
 FsyncPolicy = Literal["always", "batch", "interval", "never"]
 FSYNC_POLICIES = ("always", "batch", "interval", "never")
 _MAX_FRAME_BYTES = 256 << 20
 _RETENTION_EVERY_S = 30.0  # also when a writer opens and whenever a segment is sealed
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
-_TS = FRAME_SCHEMA.field("timestamp").type
+_TS = PRODUCE_SCHEMA.field("timestamp").type
 
 
 # -- frames ------------------------------------------------------------------------------------
 
 
-def encode_frame(batch: pa.RecordBatch, first_offset: int) -> tuple[bytes, pa.Buffer, int]:
-    """The header and payload of one frame, and the newest timestamp in it."""
-    payload = batch.serialize()
+def frame_payload(batch: pa.RecordBatch, first_offset: int) -> tuple[pa.Buffer, bytes]:
+    """The Arrow IPC message of a frame of ``batch`` (key, value, timestamp) whose records get
+    offsets from ``first_offset`` on, and the header fields after the CRC (first offset,
+    count, newest timestamp) that the CRC covers too."""
+    n = batch.num_rows
+    offsets = pa.array(np.arange(first_offset, first_offset + n, dtype=np.int64))
+    payload = pa.RecordBatch.from_arrays([offsets, *batch.columns],
+                                         schema=FRAME_SCHEMA).serialize()
     max_ts = pc.max(batch.column(2).cast(pa.int64())).as_py() or 0
-    rest = HEADER.pack(MAGIC, 0, 0, first_offset, batch.num_rows, max_ts)[_CRC_FROM:]
-    crc = zlib.crc32(payload, zlib.crc32(rest))
-    header = HEADER.pack(MAGIC, payload.size, crc, first_offset, batch.num_rows, max_ts)
-    return header, payload, max_ts
+    return payload, _HEADER_REST.pack(first_offset, n, max_ts)
+
+
+def frame_header(payload: pa.Buffer, rest: bytes, crc: int | None = None) -> bytes:
+    """A frame's 32-byte header (the CRC computed here unless given)."""
+    if crc is None:
+        crc = zlib.crc32(payload, zlib.crc32(rest))
+    return MAGIC + struct.pack("<II", payload.size, crc) + rest
+
+
+def encode_frame(batch: pa.RecordBatch, first_offset: int) -> bytes:
+    """One whole frame, header and payload (what a segment holds)."""
+    payload, rest = frame_payload(batch, first_offset)
+    return frame_header(payload, rest) + payload.to_pybytes()
 
 
 def scan_frames(data: bytes | memoryview, first_offset: int) -> tuple[np.ndarray, int]:
@@ -159,14 +179,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, header: bytes, payload: pa.Buffer) -> int:
-    total = len(header) + payload.size
-    written = os.writev(fd, [header, payload])
+def _pwrite_all(fd: int, parts: Sequence[bytes | pa.Buffer], position: int) -> None:
+    written = os.pwritev(fd, parts, position)
+    total = sum(memoryview(p).nbytes for p in parts)
     if written < total:  # a short write (a signal, a full disk): finish it or fail
-        view = memoryview(header + payload.to_pybytes())[written:]
+        view = memoryview(b"".join(memoryview(p) for p in parts))[written:]
         while view:
-            view = view[os.write(fd, view):]
-    return total
+            done = os.pwrite(fd, view, position + written)
+            view, written = view[done:], written + done
+
+
+_crc_pool: ThreadPoolExecutor | None = None
+
+
+def _crc_aside(payload: pa.Buffer, rest: bytes) -> Future[int]:
+    """The CRC of a big payload, computed on another thread (zlib releases the GIL) while this
+    one writes the payload."""
+    global _crc_pool
+    if _crc_pool is None:
+        _crc_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-crc")
+    return _crc_pool.submit(zlib.crc32, payload, zlib.crc32(rest))
 
 
 def check_name(name: str, what: str) -> str:
@@ -195,6 +227,7 @@ class _PartitionWriter:
         self.size = 0
         self.next_offset = 0
         self.dirty = False
+        self.pending: list[bytes] = []
         self._recover()
 
     def _recover(self) -> None:
@@ -202,8 +235,16 @@ class _PartitionWriter:
         for name in os.listdir(self.folder):  # an index whose segment a crash did not create
             if name.endswith(".idx") and not (self.folder / (name[:-4] + ".log")).exists():
                 (self.folder / name).unlink(missing_ok=True)
-        segments = _segments(self.folder)
-        base = segments[-1] if segments else 0
+        segments = _segments(self.folder) or [0]
+        for base in segments[:-1]:  # sealed: their index was not fsynced, so check its end
+            if not _index_covers_segment(self.folder, base):
+                self._repair(base)
+        valid, entries = self._repair(segments[-1])
+        self._open_segment(segments[-1], valid)
+        self.next_offset = segments[-1] + int(entries["count"].sum())
+
+    def _repair(self, base: int) -> tuple[int, np.ndarray]:
+        """Check a segment frame by frame; cut off a torn tail; make its index match."""
         log_path = self.folder / _segment_name(base, ".log")
         idx_path = self.folder / _segment_name(base, ".idx")
         data = log_path.read_bytes() if log_path.exists() else b""
@@ -215,35 +256,47 @@ class _PartitionWriter:
             _write_atomic(idx_path, entries.tobytes())  # index first: readers never pass it
         if valid < len(data):
             os.truncate(log_path, valid)
-        self._open_segment(base, valid)
-        self.next_offset = base + int(entries["count"].sum())
+        return valid, entries
 
     def _open_segment(self, base: int, size: int) -> None:
         self.close()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        self.idx_fd = os.open(self.folder / _segment_name(base, ".idx"), flags, 0o644)
-        self.log_fd = os.open(self.folder / _segment_name(base, ".log"), flags, 0o644)
+        self.idx_fd = os.open(self.folder / _segment_name(base, ".idx"),
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # frames are written at known positions (a header may be patched in after its payload)
+        self.log_fd = os.open(self.folder / _segment_name(base, ".log"),
+                              os.O_WRONLY | os.O_CREAT, 0o644)
         self.base, self.size = base, size
 
-    def append(self, batch: pa.RecordBatch, *, sync: bool) -> bytes:
-        """Write one frame; return its index entry (made visible by :meth:`publish`)."""
-        header, payload, max_ts = encode_frame(batch, self.next_offset)
-        if self.size and self.size + len(header) + payload.size > self.segment_bytes:
+    def append(self, batch: pa.RecordBatch, *, sync: bool) -> None:
+        """Write one frame; its index entry waits for :meth:`publish`."""
+        payload, rest = frame_payload(batch, self.next_offset)
+        length = HEADER.size + payload.size
+        if self.size and self.size + length > self.segment_bytes:
             self.roll()
         position = self.size
-        self.size += _write_all(self.log_fd, header, payload)
+        if payload.size >= _CRC_ASIDE:  # the header (with the CRC) goes in after the payload
+            crc = _crc_aside(payload, rest)
+            _pwrite_all(self.log_fd, [_NO_HEADER, payload], position)
+            _pwrite_all(self.log_fd, [frame_header(payload, rest, crc.result())], position)
+        else:
+            _pwrite_all(self.log_fd, [frame_header(payload, rest), payload], position)
+        self.size += length
         if sync:
             os.fsync(self.log_fd)
         else:
             self.dirty = True
-        entry = np.array([(self.next_offset, position, max_ts, batch.num_rows)], dtype=INDEX_DTYPE)
+        max_ts = _HEADER_REST.unpack(rest)[2]
+        self.pending.append(np.array([(self.next_offset, position, max_ts, batch.num_rows)],
+                                     dtype=INDEX_DTYPE).tobytes())
         self.next_offset += batch.num_rows
-        return entry.tobytes()
 
-    def publish(self, entries: Sequence[bytes]) -> None:
-        """Make frames visible to readers: append their index entries."""
-        if entries:
-            os.write(self.idx_fd, b"".join(entries))
+    def publish(self, *, sync: bool = False) -> None:
+        """Make the frames written so far visible to readers: append their index entries."""
+        if self.pending:
+            os.write(self.idx_fd, b"".join(self.pending))
+            self.pending.clear()
+            if sync:
+                os.fsync(self.idx_fd)
 
     def sync(self) -> None:
         if self.dirty:
@@ -251,14 +304,17 @@ class _PartitionWriter:
             self.dirty = False
 
     def roll(self) -> None:
-        """Seal the active segment (fsynced unless the policy is ``never``), start a new one."""
+        """Seal the active segment and start a new one. Its frames are fsynced (unless the
+        policy is ``never``) and indexed first, so a reader that sees the new segment knows
+        the old one is complete."""
         if self.sync_on_roll:
-            os.fsync(self.log_fd)
-            os.fsync(self.idx_fd)
+            self.sync()
+        self.publish()
         self.dirty = False
         self.rolled = True
         self._open_segment(self.next_offset, 0)
-        _fsync_dir(self.folder)
+        if self.sync_on_roll:
+            _fsync_dir(self.folder)
 
     def apply_retention(self, *, max_bytes: int | None, max_age_ms: int | None) -> int:
         """Delete whole old segments (never the active one); returns how many."""
@@ -286,6 +342,26 @@ class _PartitionWriter:
             if fd >= 0:
                 os.close(fd)
         self.log_fd = self.idx_fd = -1
+
+
+def _index_covers_segment(folder: Path, base: int) -> bool:
+    """Whether a sealed segment's index ends where its last frame ends (a cheap check)."""
+    idx_path = folder / _segment_name(base, ".idx")
+    log_path = folder / _segment_name(base, ".log")
+    try:
+        if idx_path.stat().st_size % INDEX_DTYPE.itemsize:
+            return False
+        size = log_path.stat().st_size
+        entries = _read_index(idx_path, max(0, idx_path.stat().st_size // INDEX_DTYPE.itemsize - 1))
+        if not len(entries):
+            return size == 0
+        position = int(entries[-1]["position"])
+        with open(log_path, "rb") as f:
+            f.seek(position)
+            header = f.read(HEADER.size)
+    except FileNotFoundError:
+        return False
+    return len(header) == HEADER.size and position + HEADER.size + HEADER.unpack(header)[1] == size
 
 
 def _newest(folder: Path, base: int) -> int:
@@ -329,18 +405,17 @@ class _TopicWriter:
             if self._lock_fd < 0:
                 raise BrokerError(f"the writer of topic '{self.folder.name}' is closed",
                                   hint="open the broker again")
-            pending: dict[int, list[bytes]] = {}
             for p, batches in parts.items():
                 writer = self.partitions[p]
-                entries = [writer.append(b, sync=policy == "always") for b in batches]
-                if policy == "batch":
-                    pending[p] = entries
-                else:
-                    writer.publish(entries)
-            for p in pending:  # batch: every partition fsynced, then all made visible
-                self.partitions[p].sync()
-            for p, entries in pending.items():
-                self.partitions[p].publish(entries)
+                for batch in batches:
+                    writer.append(batch, sync=policy == "always")
+                if policy != "batch":
+                    writer.publish(sync=policy == "always")
+            if policy == "batch":  # every partition fsynced, then all made visible
+                for p in parts:
+                    self.partitions[p].sync()
+                for p in parts:
+                    self.partitions[p].publish()
             due = time.monotonic() >= self._next_retention
             for writer in self.partitions:
                 if due or writer.rolled:
@@ -440,6 +515,8 @@ class _PartitionReader:
         self.partition = partition
         self.check_crc = check_crc
         self._segments: dict[int, _Segment] = {}
+        self._bases: list[int] = []
+        self._partition_column = pa.array(np.zeros(0, dtype=np.int32))
 
     def _segment(self, base: int) -> _Segment:
         seg = self._segments.get(base)
@@ -448,10 +525,11 @@ class _PartitionReader:
         return seg
 
     def bases(self) -> list[int]:
-        bases = _segments(self.folder)
-        for gone in set(self._segments) - set(bases):
+        """The segments on disk now (retention deletes old ones, the writer adds new ones)."""
+        self._bases = _segments(self.folder)
+        for gone in set(self._segments) - set(self._bases):
             del self._segments[gone]
-        return bases
+        return self._bases
 
     def earliest(self) -> int:
         """The oldest offset still kept (what ``earliest`` starts at)."""
@@ -482,20 +560,29 @@ class _PartitionReader:
             if newest[-1] < ms:
                 continue
             i = int(np.searchsorted(newest, ms, side="left"))
-            ts = seg.frame(i).column(2).cast(pa.int64()).to_numpy()
+            ts = seg.frame(i).column("timestamp").cast(pa.int64()).to_numpy()
             return int(seg.entries[i]["offset"]) + int(np.argmax(ts >= ms))
         return self.end()
 
     def read(self, offset: int, max_records: int) -> tuple[list[pa.RecordBatch], int]:
         """Records from ``offset`` on (at most ``max_records``) and the offset after them."""
+        try:
+            return self._read(offset, max_records)
+        except FileNotFoundError:  # retention deleted a segment while we were at it
+            self.bases()
+            return self._read(offset, max_records)
+
+    def _read(self, offset: int, max_records: int) -> tuple[list[pa.RecordBatch], int]:
         out: list[pa.RecordBatch] = []
-        bases = self.bases()
-        if not bases:
-            return out, offset
-        if offset < bases[0]:
-            log.warning("embedded_log_records_expired", partition=str(self.folder),
-                        wanted=offset, earliest=bases[0])
-            offset = bases[0]
+        bases = self._bases
+        if not bases or offset < bases[0]:
+            bases = self.bases()
+            if not bases:
+                return out, offset
+            if offset < bases[0]:
+                log.warning("embedded_log_records_expired", partition=str(self.folder),
+                            wanted=offset, earliest=bases[0])
+                offset = bases[0]
         k = bisect.bisect_right(bases, offset) - 1
         while max_records > 0:
             seg = self._segment(bases[k])
@@ -506,30 +593,33 @@ class _PartitionReader:
                 while max_records > 0 and i < len(seg.entries):
                     first, count = int(seg.entries[i]["offset"]), int(seg.entries[i]["count"])
                     take = min(first + count - offset, max_records)
-                    frame = seg.frame(i).slice(offset - first, take)
-                    out.append(_records(frame, self.partition, offset))
+                    out.append(self._records(seg.frame(i).slice(offset - first, take)))
                     offset += take
                     max_records -= take
                     i += 1
                 continue
             if k + 1 == len(bases):
                 bases = self.bases()  # has the writer sealed this segment since?
-            if k + 1 < len(bases) and bases[k + 1] == offset:
+            if k + 1 == len(bases):
+                break
+            if bases[k + 1] != offset and not seg.refresh():
+                # sealed (so indexed to its end) and short of the next: frames lost to a power
+                # cut under fsync never
+                log.warning("embedded_log_gap", partition=str(self.folder), lost_from=offset,
+                            lost_to=bases[k + 1] - 1)
+                offset = bases[k + 1]
+            if bases[k + 1] == offset:
                 k += 1
-                continue
-            if k + 1 < len(bases) and seg.refresh():  # appended, then sealed, since we looked
-                continue
-            break
         return out, offset
 
-
-def _records(frame: pa.RecordBatch, partition: int, first: int) -> pa.RecordBatch:
-    n = frame.num_rows
-    return pa.RecordBatch.from_arrays(
-        [pa.array(np.full(n, partition, dtype=np.int32)),
-         pa.array(np.arange(first, first + n, dtype=np.int64)),
-         frame.column(0), frame.column(1), frame.column(2)],
-        schema=RECORD_SCHEMA)
+    def _records(self, frame: pa.RecordBatch) -> pa.RecordBatch:
+        """A frame's records with their partition (a slice of one constant column)."""
+        n = frame.num_rows
+        if len(self._partition_column) < n:
+            self._partition_column = pa.array(np.full(max(n, 1 << 16), self.partition,
+                                                      dtype=np.int32))
+        return pa.RecordBatch.from_arrays([self._partition_column.slice(0, n), *frame.columns],
+                                          schema=RECORD_SCHEMA)
 
 
 # -- the broker --------------------------------------------------------------------------------
@@ -540,10 +630,11 @@ class EmbeddedBroker(Broker):
 
     Parameters (recorded; nothing is opened until used):
 
-    - ``fsync``: when appends reach the disk: ``always`` (every frame), ``batch`` (once per
-      ``produce`` call, the default), ``interval`` (within ``fsync_interval_ms``, by a timer)
-      or ``never`` (the operating system decides). A kill -9 loses nothing that ``produce``
-      acknowledged under any policy; a power cut may lose what was not fsynced yet.
+    - ``fsync``: when appends reach the disk: ``always`` (every frame and its index entry),
+      ``batch`` (each partition once per ``produce`` call, the default), ``interval``
+      (within ``fsync_interval_ms``, by a timer) or ``never`` (the operating system decides).
+      A kill -9 loses nothing that ``produce`` acknowledged under any policy; a power cut may
+      lose what was not fsynced yet.
     - ``segment_bytes``: a partition's active segment is sealed and a new one started past this.
     - ``retention_bytes`` / ``retention_ms``: per partition, whole old segments are deleted while
       the partition is bigger, or while a segment's newest record is older (``None``: keep all).
@@ -563,7 +654,7 @@ class EmbeddedBroker(Broker):
     kind = "embedded"
 
     def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "batch",
-                 fsync_interval_ms: int = 1000, segment_bytes: int = 64 << 20,
+                 fsync_interval_ms: int = 1000, segment_bytes: int = 256 << 20,
                  retention_bytes: int | None = None, retention_ms: int | None = None,
                  check_crcs: bool = False) -> None:
         self.path = Path(path)
@@ -574,25 +665,30 @@ class EmbeddedBroker(Broker):
         self.retention_ms = retention_ms
         self.check_crcs = check_crcs
         self._writers: dict[str, _TopicWriter] = {}
+        self._known: dict[str, tuple[Path, int]] = {}  # topic -> folder, partitions
         self._lock = threading.Lock()
 
     # topics
 
     def _topic(self, topic: str) -> tuple[Path, int]:
+        known = self._known.get(topic)
+        if known is not None:
+            return known
         folder = self.path / check_name(topic, "topic")
         try:
             meta = json.loads((folder / "topic.json").read_text())
         except FileNotFoundError:
-            known = ", ".join(self._names()) or "none yet"
+            listed = ", ".join(self._names()) or "none yet"
             raise BrokerError(
-                f"no topic '{topic}' in the embedded log at {self.path} (topics: {known})",
+                f"no topic '{topic}' in the embedded log at {self.path} (topics: {listed})",
                 hint="`headwater stream topics` lists them; `headwater stream publish FILE "
                 f"--topic {topic}` creates it") from None
         if meta.get("format", 0) > FORMAT_VERSION:
             raise BrokerError(f"topic '{topic}' at {folder} has log format {meta['format']}, "
                               f"newer than this headwater reads ({FORMAT_VERSION})",
                               hint="upgrade headwater")
-        return folder, int(meta["partitions"])
+        self._known[topic] = folder, int(meta["partitions"])
+        return self._known[topic]
 
     def _names(self) -> list[str]:
         try:
@@ -693,11 +789,11 @@ class EmbeddedBroker(Broker):
 
 
 def _normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
-    """``records`` as :data:`FRAME_SCHEMA`: binary key and value, a UTC ms timestamp each."""
+    """``records`` as :data:`PRODUCE_SCHEMA`: binary key and value, a UTC ms timestamp each."""
     if isinstance(records, pa.RecordBatch):
         records = pa.Table.from_batches([records])
     names = records.column_names
-    if set(names) - set(FRAME_SCHEMA.names) or "value" not in names:
+    if set(names) - set(PRODUCE_SCHEMA.names) or "value" not in names:
         raise BrokerError(
             f"produce to '{topic}' takes the columns key, value and timestamp; got {names}",
             hint="encode each row as the value (e.g. JSON text) and pass the key as 'key'")
@@ -716,7 +812,7 @@ def _normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
         ts = pc.fill_null(ts.cast(_TS, safe=False), now)
     else:
         ts = pa.repeat(now, n)
-    return pa.table([key, value, ts], schema=FRAME_SCHEMA)
+    return pa.table([key, value, ts], schema=PRODUCE_SCHEMA)
 
 
 def _split(table: pa.Table, partitions: int) -> dict[int, list[pa.RecordBatch]]:
@@ -726,7 +822,8 @@ def _split(table: pa.Table, partitions: int) -> dict[int, list[pa.RecordBatch]]:
     else:
         parts = partition_for(table["key"], partitions)
         counts = np.bincount(parts, minlength=partitions)
-        ordered = table.take(pa.array(np.argsort(parts, kind="stable")))
+        small = parts.astype(np.uint16) if partitions <= 1 << 16 else parts  # radix sort
+        ordered = table.take(pa.array(np.argsort(small, kind="stable")))
         groups, start = {}, 0
         for p in np.nonzero(counts)[0].tolist():
             groups[p] = ordered.slice(start, int(counts[p]))
@@ -851,7 +948,7 @@ class EmbeddedConsumer(Consumer):
         return {p: o for p, o in stored.items() if p in self._readers}
 
 
-def from_spec(spec: Any, root: Path) -> EmbeddedBroker:
+def from_spec(spec: EmbeddedBrokerSpec, root: Path) -> EmbeddedBroker:
     """The broker an ``EmbeddedBrokerSpec`` describes; a relative path is under ``root``."""
     path = Path(spec.path).expanduser()
     return EmbeddedBroker(path if path.is_absolute() else Path(root) / path, fsync=spec.fsync,

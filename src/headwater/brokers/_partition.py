@@ -45,9 +45,10 @@ def partition_for(keys: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarr
     lengths[~valid] = 0
     h = np.full(n, _FNV_OFFSET, dtype=np.uint32)
     longest = int(lengths.max()) if n else 0
-    for j in range(longest):
-        rows = np.nonzero(lengths > j)[0] if j else np.nonzero(lengths > 0)[0]
-        h[rows] = (h[rows] ^ data[starts[rows] + j]) * _FNV_PRIME
+    last = len(data) - 1
+    for j in range(longest):  # byte j of every key (clipped), folded in where the key has one
+        byte = data[np.minimum(starts + j, last)]
+        np.copyto(h, (h ^ byte) * _FNV_PRIME, where=lengths > j)
     result = (h % np.uint32(partitions)).astype(np.int32)
     if not valid.all():
         missing = np.nonzero(~valid)[0]

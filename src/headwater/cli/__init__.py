@@ -11,6 +11,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _runs,
     _schedule,
     _sql,
+    _stream,
     _train,
 )
 from headwater.cli._app import app, main

@@ -41,11 +41,11 @@ class EmbeddedBrokerSpec(_Spec):
                       "the project")
     fsync: Literal["always", "batch", "interval", "never"] = Field(
         "batch",
-        description="when appends reach the disk: always (every frame), batch (once per "
-        "produce call), interval (every fsync_interval_ms) or never (left to the OS; a kill -9 "
-        "still loses nothing, a power cut may)")
+        description="when appends reach the disk: always (every frame and its index entry), "
+        "batch (each partition once per produce call), interval (every fsync_interval_ms) or "
+        "never (left to the OS; a kill -9 still loses nothing, a power cut may)")
     fsync_interval_ms: int = Field(1000, gt=0, description="for fsync: interval, in ms")
-    segment_bytes: int = Field(64 << 20, ge=4096,
+    segment_bytes: int = Field(256 << 20, ge=4096,
                                description="a segment file is sealed and a new one started "
                                "past this size (bytes)")
     retention_bytes: int | None = Field(
