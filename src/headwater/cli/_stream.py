@@ -142,6 +142,96 @@ def positions(
     console.print(table)
 
 
+@stream_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="a processor under `processors:` in headwater.yaml")],
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="keep processing new records until Ctrl-C (stops after the "
+        "current commit)")] = False,
+    flush: Annotated[bool, typer.Option(
+        help="at the end of the topic, close every open window (the input is complete)")]
+    = False,
+    member: Annotated[str | None, typer.Option(
+        help="i/n: this process takes partitions p with p % n == i (scale out over "
+        "processes)")] = None,
+) -> None:
+    """Run a stream processor: windows, detectors and alerts, written exactly once.
+
+    Example: headwater stream run sensors --follow --member 0/2
+    """
+    from rich.live import Live
+
+    from headwater.stream import run_processor
+
+    proj = project()
+    with Live(console=console, transient=True, refresh_per_second=4) as live:
+        def show(result) -> None:
+            live.update(f"[cyan]{name}[/]: {result.totals.records:,} records, "
+                        f"{result.totals.windows:,} windows, {result.totals.anomalies:,} "
+                        f"anomalies, {result.active_alerts} alerts firing "
+                        f"({result.events_per_second:,.0f}/s)")
+
+        result = run_processor(proj, name, follow=follow, flush=flush, member=member,
+                               progress=show)
+    console.print(_processor_table(result))
+
+
+@stream_app.command("status")
+def status() -> None:
+    """Per processor: committed positions, lag, and its last run's throughput, watermark,
+    late and dropped counts, open windows and active alerts.
+
+    Example: headwater stream status
+    """
+    from headwater.stream import processor_status
+
+    found = processor_status(project())
+    if not found:
+        console.print("no processors in headwater.yaml: add one under `processors:`")
+        return
+    table = Table(header_style="bold cyan")
+    for col in ("processor", "topic", "lag", "events/s", "watermark", "late", "dropped",
+                "open windows", "alerts firing", "last run"):
+        table.add_column(col, justify="left" if col in ("processor", "topic", "watermark",
+                                                         "last run") else "right")
+    for s in found:
+        last = s.last_run or {}
+        table.add_row(s.name, s.topic, _n(s.lag), _n(last.get("events_per_second")),
+                      _time(last.get("watermark_ms")), _n(last.get("late")),
+                      _n(last.get("duplicates")), _n(last.get("open_windows")),
+                      _n(last.get("active_alerts")),
+                      f"{last.get('status', '-')} {last.get('run_id', '')}".strip())
+    console.print(table)
+
+
+def _processor_table(result) -> Table:
+    totals = result.totals
+    table = Table(header_style="bold cyan", title=f"processor {result.name} — partitions "
+                  f"{', '.join(map(str, result.partitions)) or '-'}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, value in (("records read", totals.records), ("events", totals.events),
+                         ("quarantined", totals.quarantined),
+                         ("duplicates dropped", totals.duplicates), ("late", totals.late),
+                         ("window results", totals.windows), ("anomalies", totals.anomalies),
+                         ("alerts opened", totals.alerts_opened),
+                         ("alerts resolved", totals.alerts_resolved),
+                         ("alerts firing", result.active_alerts),
+                         ("open windows", result.open_windows)):
+        table.add_row(label, f"{value:,}")
+    table.caption = (f"{result.seconds:.1f} s, {result.events_per_second:,.0f} records/s, "
+                     f"watermark {_time(result.watermark_ms)}")
+    return table
+
+
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _read_rows(file: Path) -> pa.Table:
     """A file's rows as Arrow: CSV, JSON Lines or Parquet, by its extension."""
     import polars as pl
@@ -193,8 +283,10 @@ def _text(value: bytes | None, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _n(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
+def _n(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
 
 
 def _offset(value: object) -> str:

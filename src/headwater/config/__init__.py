@@ -30,6 +30,13 @@ from headwater.config._project import (
 )
 from headwater.config._sources import FilesSource, SourceSpec
 from headwater.config._stores import DeltaStore, DuckDBStore, PostgresStore, StoreSpec
+from headwater.config._stream import (
+    DetectorSpec,
+    ProcessorSpec,
+    StreamInputSpec,
+    StreamOutputsSpec,
+    WindowSpec,
+)
 from headwater.config._yaml import load_yaml
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "CVSpec",
     "CostMatrix",
     "DeltaStore",
+    "DetectorSpec",
     "DuckDBStore",
     "EmbeddedBrokerSpec",
     "FilesSource",
@@ -53,12 +61,16 @@ __all__ = [
     "NatsBrokerSpec",
     "PipelineSpec",
     "PostgresStore",
+    "ProcessorSpec",
     "Project",
     "RegistrySpec",
     "SourceSpec",
     "StoreSpec",
+    "StreamInputSpec",
+    "StreamOutputsSpec",
     "ThresholdSpec",
     "TrainSpec",
+    "WindowSpec",
     "duration_ms",
     "load_project",
     "load_yaml",

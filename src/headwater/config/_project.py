@@ -17,6 +17,7 @@ from headwater.config._contract import ContractSpec
 from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
 from headwater.config._stores import DuckDBStore, StoreSpec
+from headwater.config._stream import ProcessorSpec
 from headwater.config._yaml import dotted, line_of, load_yaml, read_text
 from headwater.core import ConfigError
 from headwater.monitor._logging import redact
@@ -91,6 +92,8 @@ class Project(_Spec):
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     pipelines: dict[str, PipelineSpec] = Field(default_factory=dict)
+    processors: dict[str, ProcessorSpec] = Field(
+        default_factory=dict, description="stream processors: `headwater stream run NAME`")
     ml: MLSpec = Field(default_factory=MLSpec)
 
     #: The folder headwater.yaml lives in; relative paths resolve against it.
@@ -107,6 +110,15 @@ class Project(_Spec):
                 )
         self.brokers.setdefault(DEFAULT_BROKER, EmbeddedBrokerSpec())
         check_broker_names(self.brokers, self.pipelines)
+        for name, processor in self.processors.items():
+            if processor.input.broker not in self.brokers:
+                raise ValueError(
+                    f"processors.{name}.input.broker: '{processor.input.broker}' is not a "
+                    f"broker in {PROJECT_FILE} (brokers: {', '.join(sorted(self.brokers))})")
+            if processor.outputs.store not in self.stores:
+                raise ValueError(
+                    f"processors.{name}.outputs.store: '{processor.outputs.store}' is not a "
+                    f"store (stores: {', '.join(sorted(self.stores))})")
         return self
 
     def path(self, relative: str | Path) -> Path:
@@ -129,6 +141,17 @@ class Project(_Spec):
                 f"(brokers: {', '.join(sorted(self.brokers))})",
                 hint="add it under `brokers:` (kind: embedded, nats, kafka or kinesis) or check "
                 "the spelling",
+            ) from None
+
+    def processor(self, name: str) -> ProcessorSpec:
+        """The stream processor called ``name``, or an error listing the ones that exist."""
+        try:
+            return self.processors[name]
+        except KeyError:
+            known = ", ".join(sorted(self.processors)) or "none yet"
+            raise ConfigError(
+                f"no processor '{name}' in {PROJECT_FILE} (processors: {known})",
+                hint="add it under `processors:` or check the spelling",
             ) from None
 
     def pipeline(self, name: str) -> PipelineSpec:

@@ -3,7 +3,7 @@ outputs. ``headwater stream run NAME`` runs one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -114,5 +114,3 @@ class ProcessorSpec(_Spec):
     _durations = field_validator("dedupe", "watermark_delay", "allowed_lateness",
                                  "max_latency")(_check_duration)
 
-
-Processors = Annotated[dict[str, ProcessorSpec], Field(default_factory=dict)]

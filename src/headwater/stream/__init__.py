@@ -35,6 +35,10 @@ _EXPORTS = {
     "Processor": "headwater.stream._processor",
     "ProcessorResult": "headwater.stream._processor",
     "decode_json": "headwater.stream._decode",
+    "ProcessorStatus": "headwater.stream._run",
+    "member_partitions": "headwater.stream._run",
+    "processor_status": "headwater.stream._run",
+    "run_processor": "headwater.stream._run",
 }
 
 __all__ = sorted(_EXPORTS)

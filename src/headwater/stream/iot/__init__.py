@@ -1,6 +1,9 @@
-"""The IoT side: simulated devices and gateways, and scoring detectors on injected faults."""
+"""The IoT side: simulated devices, the gateway that normalises their payloads, and scoring
+detectors on the injected faults."""
 
+from headwater.stream.iot._gateway import READING_SCHEMA, UNITS, Normalised, normalise
 from headwater.stream.iot._score import FINDS, score
 from headwater.stream.iot._simulate import FAULTS, METRICS, Simulation, simulate
 
-__all__ = ["FAULTS", "FINDS", "METRICS", "Simulation", "score", "simulate"]
+__all__ = ["FAULTS", "FINDS", "METRICS", "READING_SCHEMA", "UNITS", "Normalised", "Simulation",
+           "normalise", "score", "simulate"]

@@ -1,0 +1,101 @@
+"""Stream processors for people: run one declared in headwater.yaml, show their status."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.config import Project
+from headwater.core import ConfigError, HeadwaterError
+from headwater.store import open_store, run_store
+from headwater.stream._processor import Processor, ProcessorResult
+
+
+def member_partitions(partitions: list[int], member: str | None) -> list[int] | None:
+    """The partitions member ``i/n`` owns (``p % n == i``); ``None`` without a member.
+
+    >>> member_partitions([0, 1, 2, 3, 4], "1/2")
+    [1, 3]
+    """
+    if member is None:
+        return None
+    try:
+        index, count = (int(x) for x in member.split("/"))
+    except ValueError:
+        raise ConfigError(f"--member {member!r} is not i/n (e.g. 0/2, 1/2)") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--member {member!r}: i must be in 0 … n-1",
+                          hint="two processes: --member 0/2 and --member 1/2")
+    return [p for p in partitions if p % count == index]
+
+
+def run_processor(project: Project, name: str, *, follow: bool = False, flush: bool = False,
+                  member: str | None = None, stop: threading.Event | None = None,
+                  progress: Callable[[ProcessorResult], None] | None = None) -> ProcessorResult:
+    """Run the processor ``name`` of headwater.yaml: to the end of its topic, or until
+    stopped with ``follow``; ``member`` ``i/n`` takes every n-th partition."""
+    from headwater.brokers import open_broker
+
+    spec = project.processor(name)
+    broker = open_broker(project.broker(spec.input.broker), project.root)
+    store = open_store(project, spec.outputs.store)
+    try:
+        partitions = member_partitions(broker.partitions(spec.input.topic), member)
+        processor = Processor(name, spec, broker=broker, store=store, partitions=partitions)
+        return processor.run(follow=follow, flush=flush, stop=stop, runs=run_store(project),
+                             progress=progress)
+    finally:
+        store.close()
+        broker.close()
+
+
+@dataclass
+class ProcessorStatus:
+    """What ``headwater stream status`` shows for one processor."""
+
+    name: str
+    topic: str
+    committed: dict[int, int]
+    end: dict[int, int]
+    lag: int
+    last_run: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return vars(self)
+
+
+def processor_status(project: Project) -> list[ProcessorStatus]:
+    """Per processor: committed positions, the topic's end, lag and the last run's figures
+    (throughput, watermark, late and dropped counts, open windows, active alerts)."""
+    from headwater.brokers import open_broker
+
+    found = []
+    runs = run_store(project)
+    for name, spec in sorted(project.processors.items()):
+        store = open_store(project, spec.outputs.store, read_only=True)
+        broker = open_broker(project.broker(spec.input.broker), project.root)
+        try:
+            committed = {int(k): int(v["offset"])
+                         for k, v in store.state(f"stream:{name}").items()}
+            try:
+                end = broker.end_positions(spec.input.topic)
+            except HeadwaterError:
+                end = {}
+        finally:
+            store.close()
+            broker.close()
+        lag = sum(max(0, o - committed.get(p, -1)) for p, o in end.items())
+        newest = runs.list(kind="stream", pipeline=name, limit=1)
+        last = None
+        if newest:
+            record = runs.get(newest[0]["id"])
+            last = {"run_id": record["id"], "status": record["status"],
+                    "started_at": record["started_at"], **record["report"].get("stream", {})}
+        found.append(ProcessorStatus(name, spec.input.topic, committed, end, lag, last))
+    return found
+
+
+
+
