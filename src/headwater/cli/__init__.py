@@ -5,6 +5,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _contract,
     _cv,
     _ingest,
+    _iot,
     _predict,
     _project,
     _quarantine,

@@ -63,6 +63,10 @@ class DetectorSpec(_Spec):
     max_per_second: float | None = Field(None, gt=0, description="rate: fastest normal change")
     tolerance: float | None = Field(None, ge=0, description="stuck: spread still called flat")
     after: str | None = Field(None, description="silent: no data for this long, e.g. 1m")
+    clock: Literal["event", "ingest"] = Field(
+        "event", description="silent: judge silence by event time (the watermark) or by when "
+        "the gateway received the readings (ingest_time; a device with a wrong clock is not "
+        "taken for silent)")
 
     _durations = field_validator("after")(_check_duration)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -120,3 +121,23 @@ def _reason(payload: bytes | None, schema: pa.Schema) -> str:
         elif pa.types.is_string(field.type) and not isinstance(got, str | int | float):
             return f"field {field.name!r} is {type(got).__name__}, not text"
     return "payload does not match the expected fields"
+
+
+def quarantine_payloads(records: pa.Table, bad: list[int], reasons: list[str], *, topic: str,
+                        run_id: str, pipeline: str, table: str, first: int) -> pa.Table:
+    """Quarantine rows (``QUARANTINE_SCHEMA``) for the records at ``bad``: the payload as text,
+    ``topic[partition]`` and the offset as where, the reason; ids ``run_id:first+i``. Built row
+    by row: there are few, and only on this path."""
+    from headwater.store import QUARANTINE_SCHEMA
+
+    rows = records.select(["partition", "offset", "value"]).take(
+        pa.array(bad, pa.int64())).to_pylist()
+    now = datetime.now(UTC)
+    return pa.Table.from_pylist([{
+        "id": f"{run_id}:{first + i}", "run_id": run_id, "pipeline": pipeline,
+        "table_name": table, "source": f"{topic}[{row['partition']}]",
+        "position": int(row["offset"]), "unit": "offset",
+        "raw": row["value"].decode("utf-8", "backslashreplace") if row["value"] else None,
+        "rules": ["payload"], "reasons": [reason], "quarantined_at": now, "replayed_by": None,
+    } for i, (row, reason) in enumerate(zip(rows, reasons, strict=True))],
+        schema=QUARANTINE_SCHEMA)

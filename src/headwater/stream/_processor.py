@@ -35,7 +35,7 @@ from headwater.core import ConfigError, HeadwaterError
 from headwater.monitor import get_logger, metrics, run
 from headwater.store import QUARANTINE_SCHEMA, Store
 from headwater.stream._alerts import AlertTracker
-from headwater.stream._decode import decode_json
+from headwater.stream._decode import decode_json, quarantine_payloads
 from headwater.stream._dedupe import Deduplicator
 from headwater.stream._detectors import DETECTORS, Detector
 from headwater.stream._windows import Hopping, Session, Tumbling, WindowOperator
@@ -101,7 +101,8 @@ def build_detector(spec: DetectorSpec, processor: ProcessorSpec) -> Detector:
     if unknown:
         raise ConfigError(f"detector {spec.name or spec.kind!r}: {spec.kind} takes no "
                           f"setting(s) {unknown}")
-    time_column = "ingest_time" if spec.kind == "silent" else processor.time
+    time_column = "ingest_time" if spec.kind == "silent" and spec.clock == "ingest" \
+        else processor.time
     return cls(keys=(_PARTITION, *processor.keys), time=time_column, value=processor.value,
                name=spec.name, **settings)
 
@@ -161,6 +162,7 @@ class Processor:
         self.store = store
         self.requested = list(partitions) if partitions is not None else None
         self.pipeline = f"stream:{name}"
+        self._quarantined = 0
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -330,11 +332,14 @@ class Processor:
 
     def _detect(self, events: pl.DataFrame) -> pl.DataFrame:
         found = []
-        newest = events.get_column("ingest_time").max() if events.height else None
+        delay = _ms(self.spec.watermark_delay)
         for detector, only in zip(self.detectors, self.metrics_of, strict=True):
             subset = events if not only or "metric" not in events.columns else \
                 events.filter(pl.col("metric").is_in(only))
-            found.append(detector.detect(subset, watermark_ms=newest))  # type: ignore[arg-type]
+            newest = events.get_column(detector.time).max() if events.height else None
+            clock = None if newest is None else int(newest) - (  # type: ignore[arg-type]
+                delay if detector.time == self.spec.time else 0)
+            found.append(detector.detect(subset, watermark_ms=clock))
         frames = [f for f in found if f.height]
         if not frames:
             return found[0].clear() if found else pl.DataFrame(
@@ -358,32 +363,12 @@ class Processor:
                     current: Run) -> pa.Table:
         if not bad:
             return QUARANTINE_SCHEMA.empty_table()
-        rows = records.take(pa.array(bad, pa.int64()))
-        n = rows.num_rows
-        raw = pc.cast(rows.column("value"), pa.string(), safe=False) \
-            if _utf8(rows.column("value")) else pa.array(
-                [v.hex() if v is not None else None for v in rows.column("value").to_pylist()],
-                pa.string())
-        source = pc.binary_join_element_wise(
-            pa.array([self.spec.input.topic + "["] * n),
-            pc.cast(rows.column(_PARTITION), pa.string()), pa.array(["]"] * n), "")
-        base = getattr(self, "_quarantined", 0)
-        self._quarantined = base + n
-        now = datetime.now(UTC)
-        return pa.table({
-            "id": pa.array([f"{current.id}:{base + i}" for i in range(n)]),
-            "run_id": pa.array([current.id] * n),
-            "pipeline": pa.array([self.pipeline] * n),
-            "table_name": pa.array([self._table(self.spec.outputs.readings) or self.name] * n),
-            "source": source,
-            "position": pc.cast(rows.column(_OFFSET), pa.int64()),
-            "unit": pa.array(["offset"] * n),
-            "raw": raw,
-            "rules": pa.array([["payload"]] * n, pa.list_(pa.string())),
-            "reasons": pa.array([[r] for r in reasons], pa.list_(pa.string())),
-            "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-            "replayed_by": pa.array([None] * n, pa.string()),
-        }, schema=QUARANTINE_SCHEMA)
+        first = self._quarantined
+        self._quarantined += len(bad)
+        return quarantine_payloads(
+            records, bad, reasons, topic=self.spec.input.topic, run_id=current.id,
+            pipeline=self.pipeline, table=self._table(self.spec.outputs.readings) or self.name,
+            first=first)
 
     def _commit(self, writes: list[tuple[str, pl.DataFrame, str, list[str] | None]],
                 quarantine: pa.Table, records: pa.Table, current: Run) -> None:
@@ -479,14 +464,6 @@ class Processor:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _utf8(values: pa.ChunkedArray) -> bool:
-    try:
-        pc.cast(values, pa.string())
-        return True
-    except pa.ArrowInvalid:
-        return False
 
 
 def _times(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
