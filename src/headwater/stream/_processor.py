@@ -240,6 +240,8 @@ class Processor:
         seen = dict(positions)
         latency = max(_ms(self.spec.max_latency), 1) / 1000
         while not stop.is_set():
+            if not follow and _reached(seen, end):
+                break
             records = consumer.poll(max_records=self.spec.max_records, timeout=latency)
             if records.num_rows:
                 batch = self._batch(records, current, result)
@@ -247,8 +249,6 @@ class Processor:
                 consumer.commit(_last_offsets(records))
                 _add(result.totals, batch)
                 result.batches += 1
-            if not follow and _reached(seen, end) and not records.num_rows:
-                break
             if progress is not None:
                 progress(self._finish(result, start))
         if flush and not follow:
@@ -384,12 +384,12 @@ class Processor:
                 tx.set_state(str(partition), {"offset": offset})
 
     def _announce(self, changes: Any) -> None:
-        for row in changes.opened.iter_rows(named=True):   # alerts: few, by construction
-            log.info("stream_alert", processor=self.name, alert_id=row["alert_id"],
-                        severity=row["severity"], detector=row["detector"],
-                        reason=row["reason"])
-        for row in changes.resolved.iter_rows(named=True):
-            log.info("stream_alert_resolved", processor=self.name, alert_id=row["alert_id"])
+        """One log line per batch that opened or resolved alerts, with a few examples."""
+        if changes.opened.height or changes.resolved.height:
+            examples = changes.opened.head(3).select("alert_id", "severity", "reason").rows()
+            log.info("stream_alerts", processor=self.name, opened=changes.opened.height,
+                     resolved=changes.resolved.height, suppressed=changes.suppressed,
+                     examples=[f"{a} [{s}] {r}" for a, s, r in examples])
 
     def _flush(self, current: Run, result: ProcessorResult) -> None:
         """Fire every open window and write the results (the input is complete)."""
