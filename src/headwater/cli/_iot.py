@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from headwater.cli._app import app, console, project
+from headwater.cli._stream import BrokerOption
 from headwater.config import DEFAULT_BROKER
 
 iot_app = typer.Typer(
@@ -17,10 +18,6 @@ iot_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(iot_app, name="iot")
-
-BrokerOption = Annotated[str, typer.Option(
-    "--broker", "-b", help="a broker from headwater.yaml's `brokers:` (default: the embedded log)")]
-
 
 @iot_app.command("simulate")
 def simulate(
