@@ -8,7 +8,7 @@ load where they are used.
     '0.1.0'
 """
 
+from headwater._version import __version__
 from headwater.core import HeadwaterError
 
-__version__ = "0.1.0"
 __all__ = ["HeadwaterError", "__version__"]

@@ -7,6 +7,7 @@ import sys
 
 import headwater
 import headwater.config
+import headwater.contract
 import headwater.core
 import headwater.monitor
 import headwater.store
@@ -24,14 +25,23 @@ def test_core_surface() -> None:
     }
 
 
+def test_contract_surface() -> None:
+    assert headwater.contract.__all__ == [
+        "Checked", "Checker", "Contract", "ExprError", "Finding", "INVALID_SCHEMA", "KeySet",
+        "LatestMap", "QualityReport", "Typed", "clean_text", "clock_text", "compile_rule",
+        "dump_contract", "infer_contract",
+    ]
+
+
 def test_every_exported_name_exists() -> None:
-    for module in (headwater.core, headwater.config, headwater.store, headwater.monitor):
+    for module in (headwater.core, headwater.config, headwater.contract, headwater.store,
+                   headwater.monitor):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
 def test_import_headwater_does_not_load_heavy_libraries() -> None:
-    code = ("import sys, headwater, headwater.ingest; "
+    code = ("import sys, headwater, headwater.ingest, headwater.contract; "
             "heavy = [m for m in ('duckdb', 'polars', 'sklearn', 'mlflow', 'lightgbm', 'fastapi') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

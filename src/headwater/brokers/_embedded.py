@@ -707,7 +707,7 @@ class EmbeddedBroker(Broker):
         for p in range(partitions):
             (folder / f"p{p}").mkdir(parents=True, exist_ok=True)
         (folder / "groups").mkdir(exist_ok=True)
-        from headwater import __version__
+        from headwater._version import __version__
 
         _write_atomic(folder / "topic.json", json.dumps(
             {"format": FORMAT_VERSION, "partitions": partitions, "headwater": __version__,

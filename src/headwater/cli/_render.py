@@ -88,6 +88,6 @@ def run_summary(console: Console, run: Run | dict[str, Any]) -> None:
 
 def quality_report(console: Console, quality: dict[str, Any]) -> None:
     """Print a run's data-quality report (as stored with the run record)."""
-    from headwater.ingest import QualityReport
+    from headwater.contract import QualityReport
 
     QualityReport.from_dict(quality).render(console)

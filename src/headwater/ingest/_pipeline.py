@@ -34,7 +34,7 @@ from headwater.store import RunStore, Store, Transaction
 from headwater.store._prepare import dedupe_on_key
 
 if TYPE_CHECKING:
-    from headwater.ingest._contract import Checker, Contract, Typed
+    from headwater.contract import Checker, Contract, Typed
 
 log = get_logger(__name__)
 
@@ -376,8 +376,7 @@ class _Loader:
 
     def _checker(self, sample: pa.Table) -> Checker:
         if self.checker is None:
-            from headwater.ingest._contract import Contract
-            from headwater.ingest._infer import infer_contract
+            from headwater.contract import Contract, infer_contract
 
             columns = [c for c in sample.column_names if c != POSITION]
             self.contract = Contract.from_spec(infer_contract(sample.select(columns)))

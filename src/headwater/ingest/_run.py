@@ -13,7 +13,7 @@ from headwater.monitor import Run
 from headwater.store import RunStore, Store, open_store, run_store
 
 if TYPE_CHECKING:
-    from headwater.ingest._contract import Contract
+    from headwater.contract import Contract
 
 
 def load_contract(contract: Contract | str | Path | dict[str, Any] | Any | None,
@@ -21,7 +21,7 @@ def load_contract(contract: Contract | str | Path | dict[str, Any] | Any | None,
     """A Contract from an object, a YAML file (relative to ``root``), a dict or a spec model."""
     if contract is None:
         return None
-    from headwater.ingest._contract import Contract
+    from headwater.contract import Contract
 
     if isinstance(contract, Contract):
         return contract
@@ -61,8 +61,8 @@ def infer_from_source(source: Source, *, rows: int = 100_000, what: str = "the s
     """Contract YAML inferred from the first ``rows`` rows of ``source``'s first extract."""
     import pyarrow as pa
 
+    from headwater.contract import dump_contract, infer_contract
     from headwater.core import POSITION, ConfigError, FileFormatError
-    from headwater.ingest._infer import dump_contract, infer_contract
 
     parts: list[pa.Table] = []
     taken = 0

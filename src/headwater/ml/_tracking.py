@@ -148,12 +148,12 @@ class Tracker:
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        import headwater
+        from headwater._version import __version__
 
         example = input_example.copy()
         output = getattr(model, predict_fn)(example)
         signature = infer_signature(example, output)
-        meta = {"headwater_version": getattr(headwater, "__version__", "unknown"),
+        meta = {"headwater_version": __version__,
                 "headwater_model_format": MODEL_FORMAT, **(metadata or {})}
         info = mlflow.sklearn.log_model(model, name="model", signature=signature,
                                         input_example=example, metadata=meta,

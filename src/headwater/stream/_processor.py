@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater import __version__
+from headwater._version import __version__
 from headwater.brokers import Broker, Consumer
 from headwater.core import ConfigError, HeadwaterError
 from headwater.monitor import get_logger, metrics, run

@@ -105,7 +105,7 @@ def interval_text(col: pa.Array) -> pa.Array:
     """
     import polars as pl
 
-    from headwater.ingest._cleanse import clock_text
+    from headwater.contract import clock_text
 
     parts = np.frombuffer(col.buffers()[1], dtype=_MONTH_DAY_NANO)[col.offset:col.offset + len(col)]
     frame = pl.DataFrame({"m": parts["months"], "d": parts["days"],

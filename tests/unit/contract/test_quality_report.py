@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from headwater.contract import Contract
+from headwater.contract._quality import QualityReport, hll_add, hll_estimate, hll_hashes
 from headwater.core import POSITION
-from headwater.ingest._contract import Contract
-from headwater.ingest._quality import QualityReport, hll_add, hll_estimate, hll_hashes
 
 SPEC = {"primary_key": ["id"],
         "columns": {"id": {"type": "integer"}, "amount": {"type": "float", "min": 0},

@@ -7,9 +7,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headwater.contract import Contract, clean_text
 from headwater.core import POSITION
-from headwater.ingest._cleanse import clean_text
-from headwater.ingest._contract import Contract
 
 SPEC = {
     "columns": {

@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.ingest._cleanse import _iso_timestamp
+from headwater.contract._cleanse import _iso_timestamp
 
 STAMPS = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1))
 OFFSETS = st.one_of(st.just("Z"), st.just(""), st.builds(

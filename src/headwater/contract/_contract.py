@@ -31,8 +31,7 @@ from headwater.config._contract import (
     parse_age,
     parse_contract,
 )
-from headwater.core import POSITION, ContractError
-from headwater.ingest._cleanse import (
+from headwater.contract._cleanse import (
     UUID_LABEL,
     Parser,
     as_text,
@@ -41,10 +40,10 @@ from headwater.ingest._cleanse import (
     promotable,
     unit_factor,
 )
-from headwater.ingest._expr import ExprError, compile_rule, kind_of
-from headwater.ingest._keys import KeySet, LatestMap
-from headwater.ingest._quality import Finding, QualityReport
-from headwater.ingest._rules import (
+from headwater.contract._expr import ExprError, compile_rule, kind_of
+from headwater.contract._keys import KeySet, LatestMap
+from headwater.contract._quality import Finding, QualityReport
+from headwater.contract._rules import (
     PRE,
     TYPE_FAILED,
     RuleDef,
@@ -55,6 +54,7 @@ from headwater.ingest._rules import (
     show,
     unknown_rule,
 )
+from headwater.core import POSITION, ContractError
 
 #: Schema of :attr:`Checked.invalid`.
 INVALID_SCHEMA = pa.schema([

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.ingest._keys import KeySet, LatestMap
+from headwater.contract import KeySet, LatestMap
 
 _BATCHES = st.lists(st.lists(st.integers(0, 300), max_size=60), max_size=12)
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from headwater.contract import INVALID_SCHEMA, Checked, Contract
 from headwater.core import POSITION
-from headwater.ingest._contract import INVALID_SCHEMA, Checked, Contract
 
 
 def batch(first: int = 1, **columns: list) -> pa.Table:

@@ -8,8 +8,8 @@ import pytest
 
 from headwater.config import parse_project
 from headwater.config._contract import ContractSpec, normalise_type, parse_age
+from headwater.contract import Contract
 from headwater.core import ConfigError, ContractError
-from headwater.ingest._contract import Contract
 
 CASES = Path(__file__).parent / "cases" / "contracts"
 

@@ -15,8 +15,8 @@ from typing import Any
 import polars as pl
 
 from headwater.config._contract import ColumnSpec
+from headwater.contract._expr import kind_of
 from headwater.core import ContractError
-from headwater.ingest._expr import kind_of
 
 #: Work columns: the cleaned text before typing, and the type-failure mask.
 PRE = "__hw_pre:"

@@ -8,8 +8,8 @@ from collections import Counter
 import pyarrow.csv as pv
 import pytest
 
-from headwater.ingest._contract import Contract
-from headwater.ingest._samples import make_messy_samples
+from headwater.contract import Contract
+from headwater.ingest import make_messy_samples
 
 
 @pytest.fixture(scope="module")

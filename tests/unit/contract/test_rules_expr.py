@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.ingest._expr import (
+from headwater.contract._expr import (
     Between,
     Binary,
     Col,

@@ -121,7 +121,7 @@ def _plain(value: Any) -> Any:
 
 class QualityReport:
     """Data quality of a run: rows, pass rate per rule and per column, null rates, distinct
-    counts, min and max. Updated by the :class:`~headwater.ingest.Checker` batch by batch.
+    counts, min and max. Updated by the :class:`~headwater.contract.Checker` batch by batch.
 
     >>> r = QualityReport()
     >>> r.rows, r.to_dict()["rules"]

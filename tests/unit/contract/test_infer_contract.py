@@ -8,9 +8,8 @@ import pyarrow as pa
 import yaml
 
 from headwater.config._contract import parse_contract
+from headwater.contract import Contract, dump_contract, infer_contract
 from headwater.core import POSITION
-from headwater.ingest._contract import Contract
-from headwater.ingest._infer import dump_contract, infer_contract
 
 
 def types(spec) -> dict[str, str]:

@@ -15,11 +15,9 @@ import polars as pl
 import pyarrow as pa
 import yaml
 
-from headwater import __version__
+from headwater._version import __version__
 from headwater.config._contract import CONTRACT_VERSION, CleanseSpec, ColumnSpec, ContractSpec
-from headwater.core import POSITION
-from headwater.core._arrow import DB_TYPE
-from headwater.ingest._cleanse import (
+from headwater.contract._cleanse import (
     FALSE_WORDS,
     TRUE_WORDS,
     _date_attempt,
@@ -27,6 +25,8 @@ from headwater.ingest._cleanse import (
     date_formats,
     parser_for,
 )
+from headwater.core import POSITION
+from headwater.core._arrow import DB_TYPE
 
 #: At most this many rows are looked at.
 SAMPLE_ROWS = 20_000

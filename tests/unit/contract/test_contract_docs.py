@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from headwater.config import parse_project
-from headwater.ingest._contract import Contract
-from headwater.ingest._expr import compile_rule
+from headwater.contract import Contract, compile_rule
 
 DOC = Path(__file__).parents[3] / "docs" / "contracts.md"
 BLOCKS = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headwater.config._contract import UnitSpec
+from headwater.contract import Contract
+from headwater.contract._cleanse import unit_factor
 from headwater.core import POSITION, ConfigError, ContractError
-from headwater.ingest._cleanse import unit_factor
-from headwater.ingest._contract import Contract
 
 FAIL = "FAIL"
 
