@@ -33,6 +33,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_layers.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

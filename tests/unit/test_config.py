@@ -7,8 +7,7 @@ import json
 import pytest
 
 from headwater.config import Project, load_project, parse_project
-from headwater.core import ConfigError
-from headwater.monitor import redact, register_secret
+from headwater.core import ConfigError, redact, register_secret
 
 GOOD = """\
 project: shop

@@ -21,7 +21,8 @@ def test_core_surface() -> None:
     assert set(headwater.core.__all__) == {
         "POSITION", "REJECTS_SCHEMA", "Batch", "ConfigError", "ContractError", "Extract",
         "FileFormatError", "HeadwaterError", "MissingExtraError", "NotFoundError",
-        "SchemaChangeError", "SinkError", "Source", "SourceError", "State", "WriteMode", "require",
+        "SchemaChangeError", "SinkError", "Source", "SourceError", "State", "WriteMode", "redact",
+        "register_secret", "require",
     }
 
 

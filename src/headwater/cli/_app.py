@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from headwater.config import Project, load_project
-from headwater.core import HeadwaterError
-from headwater.monitor import configure_logging, register_secret
+from headwater.core import HeadwaterError, register_secret
+from headwater.monitor import configure_logging
 
 console = Console()
 err_console = Console(stderr=True)
@@ -87,7 +87,7 @@ def main() -> None:
     """Entry point of the ``headwater`` command: user errors print without a stack trace."""
     import logging
 
-    from headwater.monitor import redact
+    from headwater.core import redact
     from headwater.monitor._logging import TRACE_LOGGER
 
     try:

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from headwater.cli._app import app, console, project
-
-if TYPE_CHECKING:
-    from headwater.ml._cv import CVResult
-
-
-def leaderboard_table(result: CVResult, *, title: str | None = None) -> Table:
-    """A Rich table of a CV result: one row per model, best first."""
-    from headwater.ml._cv_report import leaderboard_rows
-
-    rows = leaderboard_rows(result)
-    table = Table(title=title or f"{result.target}: {result.spec.splitter} CV, "
-                  f"{len(result.scores[result.scores.model == result.best])} folds, "
-                  f"{result.rows:,} rows", header_style="bold cyan")
-    for col in rows[0]:
-        table.add_column(col, justify="left" if col in ("model", "vs best") else "right")
-    for row in rows:
-        style = {"best": "bold green", "tie": "yellow"}.get(str(row["vs best"]).split(" ")[0],
-                                                            "")
-        table.add_row(*[Text(str(v), style=style if k in ("model", "vs best") else "")
-                        for k, v in row.items()])
-    return table
+from headwater.console import cv_leaderboard
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -94,7 +72,7 @@ def cv(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from headwater.ml._cv import cv_spec, run_cv
+    from headwater.ml import cv_spec, run_cv
 
     proj = project()
     overrides: dict[str, Any] = {
@@ -133,7 +111,7 @@ def cv(
     if quiet_json:
         typer.echo(result.to_json())
         return
-    console.print(leaderboard_table(result))
+    console.print(cv_leaderboard(result))
     for c in result.comparisons[1:]:
         console.print(f"  {c['a']} vs {c['b']}: {c['verdict']}")
     if result.features:

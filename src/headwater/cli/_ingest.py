@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from headwater.cli._app import app, console, project
-from headwater.cli._render import quality_report, run_summary
+from headwater.console import quality_report, run_summary
 from headwater.ingest._pipeline import ProgressFn
 from headwater.monitor import Run, publish_metrics
 

@@ -27,7 +27,7 @@ def predict(
 
     Example: headwater predict churn@challenger --data customers.csv
     """
-    from headwater.cli._render import arrow_table
+    from headwater.console import arrow_table
     from headwater.ml._project import predict as predict_data
 
     with console.status(f"scoring {data} with {model}"):

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from headwater.cli._app import app, console, project
-from headwater.cli._render import arrow_table, run_summary
+from headwater.console import arrow_table, run_summary
 from headwater.store import QUARANTINE_TABLE, literal
 
 quarantine_app = typer.Typer(help="Inspect quarantined rows and replay them after a fix.\n\n"

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from headwater.cli._app import app, console, project
-from headwater.cli._render import quality_report, run_summary
+from headwater.console import quality_report, run_summary
 
 runs_app = typer.Typer(help="List runs, or show one with its quality report.\n\n"
                        "Example: headwater runs --pipeline orders", invoke_without_command=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from headwater.cli._app import app, console, project
-from headwater.cli._render import arrow_table
+from headwater.console import arrow_table
 
 
 @app.command("sql")

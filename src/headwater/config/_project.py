@@ -19,8 +19,7 @@ from headwater.config._sources import SourceSpec
 from headwater.config._stores import DuckDBStore, StoreSpec
 from headwater.config._stream import ProcessorSpec
 from headwater.config._yaml import dotted, line_of, load_yaml, read_text
-from headwater.core import ConfigError
-from headwater.monitor._logging import redact
+from headwater.core import ConfigError, redact
 
 PROJECT_FILE = "headwater.yaml"
 

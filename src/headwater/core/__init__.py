@@ -21,6 +21,7 @@ from headwater.core._errors import (
     SourceError,
     require,
 )
+from headwater.core._secrets import redact, register_secret
 
 __all__ = [
     "POSITION",
@@ -39,5 +40,7 @@ __all__ = [
     "SourceError",
     "State",
     "WriteMode",
+    "redact",
+    "register_secret",
     "require",
 ]

@@ -119,7 +119,7 @@ def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = N
     Holds the pipeline's lock (the scheduler's), so two runs of one pipeline never overlap;
     raises ``PipelineBusy`` if another process is running it.
     """
-    from headwater.ingest._schedule import pipeline_lock
+    from headwater.ingest._locks import pipeline_lock
     from headwater.ingest.sources import build_source
 
     spec: PipelineSpec = project.pipeline(name)

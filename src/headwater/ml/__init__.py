@@ -33,7 +33,8 @@ _NAMES = {
     "Prediction": "_project", "predict": "_project", "score": "_project", "train": "_project",
     "tune_worker": "_project",
     # cross-validation (regression)
-    "CVResult": "_cv", "cross_validate": "_cv", "run_cv": "_cv", "FeatureSteps": "_cv_features",
+    "CVResult": "_cv", "cross_validate": "_cv", "run_cv": "_cv_project", "cv_spec": "_cv_project",
+    "FeatureSteps": "_cv_features",
     "TargetTransform": "_regressors", "split_folds": "_cv_split",
     "corrected_t_test": "_stats", "regression_metrics": "_stats",
 }

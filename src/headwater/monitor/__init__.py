@@ -1,7 +1,7 @@
 """Monitoring: structured logs, Prometheus metrics, run ids."""
 
 from headwater.monitor import _metrics as metrics
-from headwater.monitor._logging import configure_logging, get_logger, redact, register_secret
+from headwater.monitor._logging import configure_logging, get_logger
 from headwater.monitor._metrics import publish_metrics, push_metrics, write_metrics
 from headwater.monitor._run import Run, new_run_id, run
 
@@ -13,8 +13,6 @@ __all__ = [
     "new_run_id",
     "publish_metrics",
     "push_metrics",
-    "redact",
-    "register_secret",
     "run",
     "write_metrics",
 ]

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential",
-                          re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):(?P<pw>[^@/\s]+)@")
-_known_secrets: set[str] = set()
+from headwater.core._secrets import SECRET_KEYS, redact
 
 #: A stdlib logger that writes to the log file only: stack traces of failed commands.
 TRACE_LOGGER = "headwater.trace"
@@ -21,27 +17,9 @@ logging.getLogger(TRACE_LOGGER).addHandler(logging.NullHandler())
 logging.getLogger(TRACE_LOGGER).propagate = False
 
 
-def register_secret(value: str | None) -> None:
-    """Remember a secret value so that it is masked wherever it would be logged or printed."""
-    if value and len(value) >= 4:
-        _known_secrets.add(value)
-
-
-def redact(text: str) -> str:
-    """Mask registered secrets and passwords inside URLs.
-
-    >>> redact("postgresql://app:s3cret@db:5432/x")
-    'postgresql://app:***@db:5432/x'
-    """
-    text = _URL_PASSWORD.sub(r"\g<scheme>:***@", text)
-    for secret in _known_secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
 def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and value not in (None, ""):
+        if SECRET_KEYS.search(key) and value not in (None, ""):
             event[key] = "***"
         elif isinstance(value, str):
             event[key] = redact(value)

@@ -15,7 +15,7 @@ FAST = {"time_budget_s": 12.0, "folds": 3, "trials": 10, "bootstrap": 100}
 
 def step(root: Path, console: Console) -> None:
     """Generate churn data with a known ceiling, train every algorithm, register and predict."""
-    from headwater.cli._train import print_result
+    from headwater.console import print_train_result
     from headwater.ml import predict, train
     from headwater.ml.datasets import make_churn
 
@@ -30,7 +30,7 @@ def step(root: Path, console: Console) -> None:
                   f"columns, an ID column)")
     with console.status("training logreg, tree, forest, svm, mlp, lightgbm (quick budget)"):
         result = train(project, "churn", data="churn/customers.csv", target="Churn", **FAST)
-    print_result(result)
+    print_train_result(console, result)
     ceiling = data.ceiling(result.holdout_index)
     console.print(f"the generator knows every customer's true churn probability: best "
                   f"achievable holdout ROC-AUC {ceiling:.4f}; the model reached "

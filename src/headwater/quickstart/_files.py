@@ -11,7 +11,7 @@ from headwater.config import load_project
 
 def step(root: Path, console: Console) -> None:
     """Ingest the sample files twice: the second run shows that nothing loads twice."""
-    from headwater.cli._render import arrow_table, run_summary
+    from headwater.console import arrow_table, run_summary
     from headwater.ingest import run_pipeline
     from headwater.store import QUARANTINE_TABLE, open_store
 

@@ -26,9 +26,9 @@ def write_housing_csv(path: Path, *, rows: int = ROWS, seed: int = 0) -> Path:
 
 def step(root: Path, console: Console) -> None:
     """Make data/housing.csv, cross-validate three models on the same 5 folds, print the table."""
-    from headwater.cli._cv import leaderboard_table
     from headwater.config import CVSpec
-    from headwater.ml._cv import run_cv
+    from headwater.console import cv_leaderboard
+    from headwater.ml import run_cv
 
     project = load_project(root)
     csv = write_housing_csv(root / "data" / "housing.csv")
@@ -39,7 +39,7 @@ def step(root: Path, console: Console) -> None:
     with console.status("cross-validating ridge, random forest and LightGBM on 5 folds..."):
         result = run_cv(project, "housing", data="data/housing.csv",
                         target="median_house_value", spec=spec)
-    console.print(leaderboard_table(result))
+    console.print(cv_leaderboard(result))
     for c in result.comparisons[1:]:
         console.print(f"  {c['a']} vs {c['b']}: {c['verdict']}")
     console.print(f"report: {result.outputs['report']}")

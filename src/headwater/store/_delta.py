@@ -31,9 +31,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.core import POSITION, ConfigError, NotFoundError, SinkError, State, WriteMode
+from headwater.core import (
+    POSITION,
+    ConfigError,
+    NotFoundError,
+    SinkError,
+    State,
+    WriteMode,
+    redact,
+    register_secret,
+)
 from headwater.core._arrow import is_binary, is_text, uuids_as_text
-from headwater.monitor import get_logger, redact, register_secret
+from headwater.monitor import get_logger
 from headwater.store._base import (
     QUARANTINE_SCHEMA,
     QUARANTINE_TABLE,

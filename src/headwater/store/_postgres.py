@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from headwater.core import POSITION, SinkError, State, WriteMode, require
-from headwater.monitor import get_logger, redact, register_secret
+from headwater.core import POSITION, SinkError, State, WriteMode, redact, register_secret, require
+from headwater.monitor import get_logger
 from headwater.store._base import (
     QUARANTINE_SCHEMA,
     QUARANTINE_TABLE,

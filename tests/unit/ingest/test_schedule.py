@@ -19,15 +19,13 @@ from hypothesis import strategies as st
 
 from headwater.config import parse_project
 from headwater.core import ConfigError
+from headwater.ingest._locks import PipelineBusy, file_lock, pipeline_lock
 from headwater.ingest._schedule import (
-    PipelineBusy,
     Schedule,
     Scheduler,
     backfill,
-    file_lock,
     parse_bound,
     parse_step,
-    pipeline_lock,
     windows,
 )
 from headwater.monitor import Run
@@ -101,7 +99,7 @@ def test_lock_of_a_killed_process_is_released(tmp_path):
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from headwater.ingest._schedule import file_lock
+        from headwater.ingest._locks import file_lock
         with file_lock(Path({str(path)!r}), "p"):
             print("locked", flush=True)
             time.sleep(60)

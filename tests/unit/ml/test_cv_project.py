@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from headwater.config import CVSpec, load_project
 from headwater.core import ConfigError
-from headwater.ml._cv import run_cv
+from headwater.ml import run_cv
 from headwater.quickstart._housing import write_housing_csv
 
 

@@ -87,7 +87,7 @@ def test_token_is_the_same_for_a_rerun_and_differs_otherwise(tmp_path) -> None:
 
 
 def test_credentials_in_storage_options_are_redacted(tmp_path) -> None:
-    from headwater.monitor import redact
+    from headwater.core import redact
 
     DeltaStore("s3://bucket/lake", storage_options={"AWS_SECRET_ACCESS_KEY": "sup3rs3cret"})
     assert "sup3rs3cret" not in redact("failed with key sup3rs3cret")

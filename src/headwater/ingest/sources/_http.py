@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from headwater.core import SourceError
-from headwater.monitor import get_logger, redact
+from headwater.core import SourceError, redact
+from headwater.monitor import get_logger
 
 log = get_logger(__name__)
 

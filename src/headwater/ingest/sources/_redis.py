@@ -16,10 +16,19 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, Extract, Source, SourceError, State
+from headwater.core import (
+    POSITION,
+    REJECTS_SCHEMA,
+    Batch,
+    Extract,
+    Source,
+    SourceError,
+    State,
+    redact,
+)
 from headwater.core import require as _require
 from headwater.ingest.sources._records import dicts_to_table, lists_as_json
-from headwater.monitor import get_logger, redact
+from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
     from headwater.config._sources import RedisSource as RedisSpec

@@ -21,7 +21,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, Extract, Source, SourceError, State
+from headwater.core import (
+    POSITION,
+    REJECTS_SCHEMA,
+    Batch,
+    Extract,
+    Source,
+    SourceError,
+    State,
+    redact,
+)
 from headwater.ingest._ahead import WorkAhead
 from headwater.ingest.sources._http import (
     RateLimiter,
@@ -31,7 +40,7 @@ from headwater.ingest.sources._http import (
     send,
 )
 from headwater.ingest.sources._records import dig, find_records, records_to_table
-from headwater.monitor import get_logger, redact
+from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
     from headwater.config._sources import RestSource as RestSpec
@@ -141,7 +150,7 @@ class OAuth2Auth(Auth):
                               hint="check token_url, client_id and client_secret")
         self._token = str(token)
         self._expires = time.time() + float(body.get("expires_in") or 3600)
-        from headwater.monitor import register_secret
+        from headwater.core import register_secret
 
         register_secret(self._token)
 

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pyarrow as pa
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, Extract, Source, SourceError, State
+from headwater.core import (
+    POSITION,
+    REJECTS_SCHEMA,
+    Batch,
+    Extract,
+    Source,
+    SourceError,
+    State,
+    redact,
+)
 from headwater.core import require as _require
 from headwater.ingest.sources._http import (
     RateLimiter,
@@ -26,7 +35,7 @@ from headwater.ingest.sources._http import (
     send,
 )
 from headwater.ingest.sources._records import find_records, records_to_table
-from headwater.monitor import get_logger, redact
+from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
     from headwater.config._sources import SoapSource as SoapSpec

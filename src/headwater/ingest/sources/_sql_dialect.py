@@ -17,14 +17,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from headwater.core import ConfigError, NotFoundError, SourceError, require
+from headwater.core import ConfigError, NotFoundError, SourceError, redact, require
 from headwater.ingest.sources._sql_types import (
     mysql_type,
     pg_plain,
     rows_to_batch,
     sqlite_type,
 )
-from headwater.monitor import get_logger, redact
+from headwater.monitor import get_logger
 
 log = get_logger(__name__)
 

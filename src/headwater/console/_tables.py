@@ -1,0 +1,35 @@
+"""Arrow tables as Rich tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+from rich.table import Table
+from rich.text import Text
+
+
+def arrow_table(data: pa.Table, *, title: str | None = None, max_rows: int = 50,
+                max_width: int = 40) -> Table:
+    """An Arrow table as a Rich table (the first ``max_rows`` rows)."""
+    table = Table(title=title, show_lines=False, header_style="bold cyan")
+    for name in data.column_names:
+        numeric = pa.types.is_integer(data.schema.field(name).type) or pa.types.is_floating(
+            data.schema.field(name).type) or pa.types.is_decimal(data.schema.field(name).type)
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in data.slice(0, max_rows).to_pylist():
+        table.add_row(*[_cell(v, max_width) for v in row.values()])
+    if data.num_rows > max_rows:
+        table.caption = f"{max_rows} of {data.num_rows:,} rows shown"
+    return table
+
+
+def _cell(value: Any, max_width: int) -> Text:
+    if value is None:
+        return Text("null", style="dim")
+    text = value if isinstance(value, str) else (
+        json.dumps(value, default=str) if isinstance(value, list | dict) else str(value))
+    if len(text) > max_width:
+        text = text[: max_width - 1] + "…"
+    return Text(text)
