@@ -71,7 +71,7 @@ class TrainSpec(_Spec):
     folds: int = Field(5, ge=2, le=20, description="stratified k-fold CV inside tuning")
     trials: int = Field(40, ge=1, description="Optuna trials per algorithm at most")
     time_budget_s: float = Field(60.0, gt=0, description="tuning time for all algorithms "
-                                 "together, in seconds (split evenly)")
+                                 "together, in seconds (shared: more to those still improving)")
     seed: int = Field(42, description="seed for splits, samplers and models")
     metric: Metric | None = Field(
         None, description="what tuning maximises; default roc_auc (classification) or rmse")
@@ -85,6 +85,10 @@ class TrainSpec(_Spec):
         "none", description="select features inside the pipeline (fitted within folds)")
     leak_auc: float = Field(0.98, gt=0.5, le=1.0, description="a single column scoring this "
                             "ROC-AUC (or |correlation| for regression) alone is called leaky")
+    ensembles: list[Literal["vote", "stack"]] = Field(
+        default_factory=lambda: ["vote", "stack"],
+        description="ensembles of the tuned models that compete on the leaderboard: a weighted "
+        "soft vote (greedy selection) and a stacked logistic regression; [] for none")
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     bootstrap: int = Field(500, ge=0, description="bootstrap resamples for confidence intervals")
     storage: SecretStr | None = Field(None, description="Optuna RDB storage URL shared by "

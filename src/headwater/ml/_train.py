@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: ``on_progress(message, done, total)``: called as algorithms finish.
+#: ``on_progress(message, done, total)``: called as tuning goes (seconds of the budget spent).
 Progress = Callable[[str, int, int], None]
+#: Leaderboard names and titles of the ensembles (``ensembles`` in ml.train.<task>).
+ENSEMBLE_NAMES = {"vote": "ensemble", "stack": "stack"}
+ENSEMBLE_TITLES = {"vote": "weighted soft vote (greedy selection)",
+                   "stack": "stacked logistic regression"}
 
 
 @dataclass
@@ -59,9 +63,15 @@ class TrainResult:
     prepare: PrepareReport
     importance: list[dict[str, Any]]
     selection: list[dict[str, Any]] = field(default_factory=list)
+    #: Members and weights when the best is an ensemble.
+    ensemble: list[dict[str, Any]] = field(default_factory=list)
+    #: Where the tuning time went: one row per algorithm per budget round.
+    timeline: list[dict[str, Any]] = field(default_factory=list)
     holdout_index: Any = None
     holdout_scores: np.ndarray | None = None
     holdout_y: np.ndarray | None = None
+    #: Holdout scores of every leaderboard entry (the figures compare them).
+    candidates: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     model_uri: str | None = None
     mlflow_run_id: str | None = None
     registered: dict[str, Any] | None = None
@@ -74,6 +84,7 @@ class TrainResult:
             "task": self.name, "source": self.source, "target": self.target,
             "rows": self.rows, "train_rows": self.train_rows, "holdout_rows": self.holdout_rows,
             "best": self.best, "params": self.params, "leaderboard": self.leaderboard,
+            "ensemble": self.ensemble, "timeline": self.timeline,
             "threshold": self.threshold.to_dict(),
             "metrics": {k: v for k, v in self.metrics.items()},
             "intervals": {k: list(v) for k, v in self.intervals.items()},
@@ -90,6 +101,20 @@ def _setting(spec: TrainSpec, rows: int, drop: list[str]) -> Any:
                    class_weight=spec.class_weight, encoding=spec.encoding,
                    max_onehot=spec.max_onehot, leak_score=spec.leak_auc,
                    feature_selection=spec.feature_selection, drop=tuple(drop))
+
+
+def _board_row(name: str, title: str, metric: str, fold_scores: list[float], y_hold: np.ndarray,
+               scores: np.ndarray, *, trials: int, pruned: int, tune_s: float,
+               fit_s: float) -> dict[str, Any]:
+    from headwater.ml._evaluate import binary_metrics
+
+    m = binary_metrics(y_hold, scores, 0.5)
+    return {"algorithm": name, "title": title, "metric": metric,
+            "cv_mean": float(np.mean(fold_scores)), "cv_std": float(np.std(fold_scores)),
+            "holdout_roc_auc": m["roc_auc"], "holdout_pr_auc": m["pr_auc"],
+            "holdout_log_loss": m["log_loss"], "holdout_brier": m["brier"],
+            "trials": trials, "pruned": pruned, "tune_s": round(tune_s, 1),
+            "fit_s": round(fit_s, 2)}
 
 
 def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
@@ -113,14 +138,15 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
     registered_name, alias:
         The registry name (default ``name``) and alias the best model gets.
     on_progress:
-        Called with (message, done, total) as algorithms finish.
+        Called with (message, seconds spent, budget seconds) as tuning goes.
     """
     from sklearn.model_selection import train_test_split
 
     from headwater.ml import _evaluate as ev
     from headwater.ml._algorithms import get_algorithm
+    from headwater.ml._ensemble import build_ensemble, nested_predictions
     from headwater.ml._prepare import ColumnAuditor, selection_report
-    from headwater.ml._tune import cross_validate, predict_scores, tune
+    from headwater.ml._tune import cross_validate, folds_for, predict_scores, tune_all
 
     if dataset.task != "classification":
         raise ConfigError(f"'{dataset.target}' looks like a regression target; churn training "
@@ -141,45 +167,59 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
     for column, why in prepare.dropped.items():
         log.warning("column_dropped", column=column, reason=why)
     metric = spec.metric or "roc_auc"
-    total = len(algorithms)
+    if on_progress:
+        on_progress("tuning", 0, int(spec.time_budget_s))
+    tuned, timeline = tune_all(
+        algorithms, X_train, y_train, setting, folds=spec.folds, trials=spec.trials,
+        budget_s=spec.time_budget_s, metric=metric,
+        storage=spec.storage.get_secret_value() if spec.storage else None,
+        prefix=name if spec.storage else None, on_progress=on_progress)
     board: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
     holdout_scores: dict[str, np.ndarray] = {}
-    tuned: dict[str, Any] = {}
-    for i, algorithm in enumerate(algorithms):
-        left = spec.time_budget_s - (time.perf_counter() - started)
-        timeout = max(left / (total - i), 1.0)
-        if on_progress:
-            on_progress(f"tuning {algorithm.name}", i, total)
-        result = tune(algorithm, X_train, y_train, setting, folds=spec.folds,
-                      trials=spec.trials, timeout=timeout, metric=metric,
-                      storage=spec.storage.get_secret_value() if spec.storage else None,
-                      study_name=f"{name}-{algorithm.name}" if spec.storage else None)
+    oof: dict[str, np.ndarray] = {}
+    for algorithm in algorithms:
+        result = tuned[algorithm.name]
         t0 = time.perf_counter()
         model = algorithm.pipeline(result.params, setting).fit(X_train, y_train)
         fit_s = time.perf_counter() - t0
-        scores = predict_scores(model, X_hold, "classification")
-        m = ev.binary_metrics(y_hold, scores, 0.5)
-        fitted[algorithm.name], holdout_scores[algorithm.name] = model, scores
-        tuned[algorithm.name] = result
-        board.append({"algorithm": algorithm.name, "title": algorithm.title, "metric": metric,
-                      "cv_mean": result.cv_mean, "cv_std": result.cv_std,
-                      "holdout_roc_auc": m["roc_auc"], "holdout_pr_auc": m["pr_auc"],
-                      "holdout_log_loss": m["log_loss"], "holdout_brier": m["brier"],
-                      "trials": result.trials, "pruned": result.pruned,
-                      "tune_s": round(result.seconds, 1), "fit_s": round(fit_s, 2)})
-        if on_progress:
-            on_progress(f"{algorithm.name}: CV {metric} {result.cv_mean:.4f}", i + 1, total)
+        oof[algorithm.name] = result.oof if result.oof is not None else cross_validate(
+            algorithm, result.params, X_train, y_train, setting, folds=spec.folds,
+            metric=metric)[1]
+        fitted[algorithm.name] = model
+        holdout_scores[algorithm.name] = predict_scores(model, X_hold, "classification")
+        board.append(_board_row(algorithm.name, algorithm.title, metric, result.fold_scores,
+                                y_hold, holdout_scores[algorithm.name], trials=result.trials,
+                                pruned=result.pruned, tune_s=result.seconds, fit_s=fit_s))
+    ensembles: dict[str, Any] = {}
+    if len(algorithms) > 1:
+        folds = folds_for(y_train, "classification", spec.folds, spec.seed)
+        singles = dict(oof)  # ensembles combine the tuned models, never each other
+        matrix = np.column_stack(list(singles.values()))
+        for kind in spec.ensembles:
+            t0 = time.perf_counter()
+            fold_scores, nested = nested_predictions(kind, matrix, y_train, folds,
+                                                     metric=metric, seed=spec.seed)
+            model = build_ensemble(kind, fitted, singles, y_train, metric=metric,
+                                   seed=spec.seed)
+            label = ENSEMBLE_NAMES[kind]
+            fitted[label], oof[label], ensembles[label] = model, nested, model
+            holdout_scores[label] = predict_scores(model, X_hold, "classification")
+            members = ", ".join(f"{r['member']} {r['weight']:.2f}" for r in model.describe())
+            board.append(_board_row(label, f"{ENSEMBLE_TITLES[kind]}: {members}", metric,
+                                    fold_scores, y_hold, holdout_scores[label], trials=0,
+                                    pruned=0, tune_s=time.perf_counter() - t0, fit_s=0.0))
     board.sort(key=lambda r: -r["cv_mean"])
     best = board[0]["algorithm"]
     model = fitted[best]
-    params = tuned[best].params
+    params = (tuned[best].params if best in tuned
+              else {f"weight.{r['member']}": r["weight"] for r in model.describe()})
+    if on_progress:
+        on_progress(f"best by CV: {best}", int(spec.time_budget_s), int(spec.time_budget_s))
 
     # threshold on out-of-fold scores of the training part, then the holdout at that threshold
-    _, oof = cross_validate(get_algorithm(best), params, X_train, y_train, setting,
-                            folds=spec.folds, metric=metric)
     t = spec.threshold
-    threshold = ev.choose_threshold(y_train, oof, strategy=t.strategy,
+    threshold = ev.choose_threshold(y_train, oof[best], strategy=t.strategy,
                                     target_recall=t.target_recall,
                                     costs=t.cost.model_dump(), value=t.value)
     scores = holdout_scores[best]
@@ -198,10 +238,11 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
         best=best, model=model, params=params, threshold=threshold, metrics=metrics,
         intervals=intervals, gains=ev.gains_table(y_hold, scores),
         calibration=ev.calibration_table(y_hold, scores), prepare=prepare,
-        importance=importance, selection=selection_report(model),
-        holdout_index=X_hold.index, holdout_scores=scores, holdout_y=y_hold)
-    if on_progress:
-        on_progress("evaluated", total, total)
+        importance=importance,
+        selection=selection_report(model) if best in tuned else [],
+        ensemble=model.describe() if best in ensembles else [], timeline=timeline,
+        holdout_index=X_hold.index, holdout_scores=scores, holdout_y=y_hold,
+        candidates=holdout_scores)
     figures = _figures(result, holdout_scores) if (report_path or tracker) else {}
     try:
         if report_path is not None:
@@ -274,8 +315,22 @@ def model_card(result: TrainResult) -> dict[str, Any]:
         "Limitations": "probabilities are calibrated only as well as the calibration curve "
                        "shows (class weights push them up); performance holds for customers "
                        "like those in the training data; retrain when the population drifts",
+        **({"Ensemble members": ", ".join(f"{r['member']} (weight {r['weight']:.2f})"
+                                            for r in result.ensemble)}
+           if result.ensemble else {}),
         "Parameters": result.params,
     }
+
+
+def time_spent(result: TrainResult) -> list[dict[str, Any]]:
+    """Per algorithm: budget rounds, trials, pruned trials, tuning and final-fit seconds."""
+    rows = []
+    for row in result.leaderboard:
+        rounds = [r for r in result.timeline if r["algorithm"] == row["algorithm"]]
+        rows.append({"algorithm": row["algorithm"], "rounds": len(rounds),
+                     "trials": row["trials"], "pruned": row["pruned"],
+                     "tune_s": row["tune_s"], "fit_s": row["fit_s"]})
+    return rows
 
 
 def write_report(result: TrainResult, figures: dict[str, Any], path: Path) -> Path:
@@ -294,6 +349,16 @@ def write_report(result: TrainResult, figures: dict[str, Any], path: Path) -> Pa
                      "holdout_roc_auc", "holdout_pr_auc", "holdout_log_loss", "holdout_brier",
                      "trials", "pruned", "tune_s", "fit_s"])
     report.add_figure(figures["leaderboard.png"], caption="CV and holdout per algorithm")
+    report.add_text("Ensembles are fitted on out-of-fold predictions only; their CV score is "
+                    "nested (weights fitted on the other folds), so it compares fairly.",
+                    css="muted")
+    if result.ensemble:
+        report.add_heading("Ensemble members")
+        report.add_table(result.ensemble)
+    report.add_heading("Where the tuning time went")
+    report.add_text("One shared budget: every algorithm gets a first slice, then the time left "
+                    "goes to those still improving and near the leader.", css="muted")
+    report.add_table(time_spent(result))
     report.add_heading("Holdout metrics (best model)")
     rows = [{"metric": k, "value": result.metrics[k],
              "95% CI low": result.intervals.get(k, (None, None))[0],
@@ -349,9 +414,13 @@ def _track(result: TrainResult, tracker: Tracker, tuned: dict[str, Any], figures
         tracker.log_dict(result.prepare.to_records(), "preparation.json")
         if result.report_path is not None:
             tracker.log_artifact(result.report_path, "report")
+        if result.ensemble:
+            tracker.log_dict(result.ensemble, "ensemble.json")
+        tracker.log_dict(result.timeline, "tuning_timeline.json")
         for row in result.leaderboard:
             with tracker.start_run(result.name, run_name=row["algorithm"], nested=True):
-                tracker.log_params(tuned[row["algorithm"]].params)
+                if row["algorithm"] in tuned:
+                    tracker.log_params(tuned[row["algorithm"]].params)
                 tracker.log_metrics({k: v for k, v in row.items()
                                      if isinstance(v, int | float) and k != "metric"})
         metadata = {"task": result.name, "target": result.target,

@@ -35,12 +35,14 @@ def test_leaderboard_has_every_algorithm(trained) -> None:
     _, _, result, messages, _ = trained
     board = result.leaderboard
     assert {r["algorithm"] for r in board} == {"logreg", "tree", "forest", "svm", "mlp",
-                                                "lightgbm"}
+                                                "lightgbm", "ensemble", "stack"}
     assert [r["cv_mean"] for r in board] == sorted((r["cv_mean"] for r in board), reverse=True)
     assert result.best == board[0]["algorithm"]
     for row in board:
         assert 0.5 < row["holdout_roc_auc"] <= 1 and row["cv_std"] >= 0 and row["fit_s"] >= 0
-    assert messages[-1] == ("evaluated", 6, 6)
+    assert messages[-1] == (f"best by CV: {result.best}", 4, 4)
+    assert {r["algorithm"] for r in result.timeline} == {"logreg", "tree", "forest", "svm",
+                                                         "mlp", "lightgbm"}
 
 
 def test_target_derived_columns_are_caught(trained) -> None:
