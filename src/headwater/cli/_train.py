@@ -49,7 +49,7 @@ def train(
 
     Example: headwater train churn --data customers.csv --target Churn
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
     from headwater.ml._project import task_spec
     from headwater.ml._project import train as train_task
@@ -65,9 +65,10 @@ def train(
                  "time_budget_s": budget, "trials": trials, "folds": folds,
                  "feature_selection": select, "drop": _split(drop), "seed": seed,
                  "threshold": thresholds, "register_best": register}
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  "{task.completed:.0f}/{task.total:.0f} s of the tuning budget",
                   TimeElapsedColumn(), console=console, transient=True) as bar:
-        job = bar.add_task(f"training {task}", total=len(_split(algorithms) or spec.algorithms))
+        job = bar.add_task(f"training {task}", total=budget or spec.time_budget_s)
 
         def progress(message: str, done: int, total: int) -> None:
             bar.update(job, description=message, completed=done, total=total)

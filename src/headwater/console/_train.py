@@ -24,7 +24,8 @@ def train_leaderboard(result: TrainResult) -> Table:
         table.add_row(Text(r["algorithm"], style=style), f"{r['cv_mean']:.4f}",
                       f"{r['cv_std']:.4f}", f"{r['holdout_roc_auc']:.4f}",
                       f"{r['holdout_pr_auc']:.4f}", f"{r['holdout_log_loss']:.3f}",
-                      f"{r['holdout_brier']:.3f}", f"{r['trials']}/{r['pruned']}p",
+                      f"{r['holdout_brier']:.3f}",
+                      f"{r['trials']}/{r['pruned']}p" if r["trials"] else "blend",
                       f"{r['tune_s']:.0f}")
     return table
 

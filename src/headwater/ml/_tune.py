@@ -55,8 +55,10 @@ def score(metric: str, y: np.ndarray, prediction: np.ndarray) -> float:
     """``metric`` of ``prediction`` (probabilities of class 1, or values); higher is better."""
     from sklearn import metrics as m
 
-    if metric == "roc_auc":
-        return float(m.roc_auc_score(y, prediction))
+    if metric == "roc_auc":  # by ranks: the same value, many times faster (ensemble selection)
+        from headwater.ml._evaluate import _auc
+
+        return _auc(np.asarray(y), np.asarray(prediction))
     if metric == "average_precision":
         return float(m.average_precision_score(y, prediction))
     if metric == "neg_log_loss":
