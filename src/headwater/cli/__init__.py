@@ -11,6 +11,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _quarantine,
     _runs,
     _schedule,
+    _serve,
     _sql,
     _stream,
     _train,

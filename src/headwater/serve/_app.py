@@ -1,0 +1,267 @@
+"""The HTTP edge of the model server: a FastAPI app (OpenAPI docs at ``/docs``) whose routes
+call :class:`~headwater.serve.Server`, an API-key gate and per-request metrics.
+
+Routes by model kind — classifiers and regressors: ``POST /predict``; recommenders:
+``GET /recommendations/{user_id}``, ``POST /interactions``, ``GET /similar/{item_id}``; both:
+``/healthz``, ``/readyz``, ``/metrics``, and on request SageMaker's ``/ping`` +
+``/invocations`` and Azure ML's ``/`` + ``/score``.
+"""
+
+import hmac
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from headwater.core import ConfigError, HeadwaterError, NotFoundError
+from headwater.monitor import get_logger
+from headwater.serve._predictor import parse_rows
+from headwater.serve._server import RECOMMENDER, Server
+from headwater.serve._state import Interaction
+
+log = get_logger(__name__)
+
+#: Paths a load balancer or orchestrator probes: never behind the API key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ping", "/"})
+_DOCS = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"})
+
+
+class ORJSONResponse(Response):
+    """JSON rendered by orjson (the server's response class)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _json(status: int, body: Any) -> tuple[dict[str, Any], bytes]:
+    return ({"type": "http.response.start", "status": status,
+             "headers": [(b"content-type", b"application/json")]}, orjson.dumps(body))
+
+
+class Gate:
+    """Pure ASGI middleware: the API-key check, then latency, status and error metrics per
+    route template, model version and variant (a route sets ``scope['hw']`` to its labels)."""
+
+    def __init__(self, app: Any, *, server: Server, api_key: str | None) -> None:
+        self.app = app
+        self.server = server
+        self.key = api_key.encode() if api_key else None
+
+    def _allowed(self, scope: dict[str, Any]) -> bool:
+        if self.key is None or scope["path"] in OPEN_PATHS or scope["path"] in _DOCS:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"x-api-key" and hmac.compare_digest(value, self.key):
+                return True
+            if name == b"authorization" and value.startswith(b"Bearer ") and \
+                    hmac.compare_digest(value[7:], self.key):
+                return True
+        return False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self._allowed(scope):
+            start, body = _json(401, {"error": "missing or wrong API key",
+                                      "hint": "send the key as X-API-Key: <key> or "
+                                      "Authorization: Bearer <key>"})
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            self._count(scope, 401, 0.0)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self._count(scope, status, time.perf_counter() - began)
+
+    def _count(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        labels = (path, *scope.get("hw", ("", "", "")))
+        m = self.server.metrics
+        m.requests.labels(*labels, str(status)).inc()
+        if seconds:
+            m.latency.labels(*labels).observe(seconds)
+        if status >= 400:
+            m.errors.labels(*labels, "client" if status < 500 else "server").inc()
+
+
+def create_app(server: Server) -> Any:
+    """The FastAPI app for a loaded :class:`Server` (routes follow the model's kind)."""
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    s = server.settings
+    a = server.variants["a"].served
+    app = FastAPI(title=f"headwater model server: {a.label}", lifespan=lifespan,
+                  default_response_class=ORJSONResponse,
+                  description="A registered headwater model behind HTTP. Send the API key as "
+                  "`X-API-Key` (or `Authorization: Bearer`).")
+
+    def answer(request: Request, labels: tuple[str, str, str], body: Any,
+               status: int = 200) -> ORJSONResponse:
+        request.scope["hw"] = labels
+        return ORJSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+        first = exc.errors()[0]
+        return ORJSONResponse({"error": f"{fields[0]}: {first['msg']}", "fields": fields,
+                               "detail": [{"field": f, "message": e["msg"]}
+                                          for f, e in zip(fields, exc.errors(), strict=True)]},
+                              status_code=422)
+
+    @app.exception_handler(HeadwaterError)
+    async def _headwater(request: Request, exc: HeadwaterError) -> ORJSONResponse:
+        status = 404 if isinstance(exc, NotFoundError) else 422 if isinstance(
+            exc, ConfigError) else 503
+        return ORJSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> ORJSONResponse:
+        """Liveness: the process answers."""
+        return ORJSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> ORJSONResponse:
+        """Readiness: every model is loaded and the online state answers (503 if not)."""
+        ready = await server.readiness()
+        return ORJSONResponse(ready, status_code=200 if ready["ready"] else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics: requests, latency, errors per model version and variant."""
+        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", tags=["operations"])
+    async def about() -> ORJSONResponse:
+        """What this server serves (Azure ML's liveness route too)."""
+        return ORJSONResponse({"kind": server.kind, "variants": {
+            n: v.served.describe() for n, v in server.variants.items()}})
+
+    if server.kind == RECOMMENDER:
+        UserId = Annotated[str, Path(description="any user id: unknown users get popular items",
+                                     max_length=200)]
+
+        class InteractionIn(BaseModel):
+            """One interaction: a user did something with an item."""
+
+            user_id: str | int = Field(description="the user")
+            item_id: str | int = Field(description="the item")
+            event: str = Field("click", description="view, click, add_to_cart, purchase, "
+                               "rating, ...")
+            value: float = Field(1.0, description="a rating, a price, or 1")
+            timestamp: float | None = Field(None, description="seconds since 1970 (default: "
+                                            "now)")
+            category: str | None = None
+
+        class InteractionBatch(BaseModel):
+            interactions: list[InteractionIn] = Field(min_length=1, max_length=10_000)
+
+        async def recommendations(request: Request, user_id: UserId,
+                                  k: Annotated[int, Query(ge=1, le=200)] = 10,
+                                  exclude: Annotated[list[str] | None, Query(
+                                      description="items not to recommend (repeat or "
+                                      "comma-separate)")] = None,
+                                  category: str | None = None) -> ORJSONResponse:
+            """The best ``k`` items for a user, reflecting every interaction sent so far."""
+            skip = [e for part in exclude or () for e in part.split(",") if e]
+            variant, body = await server.recommend(user_id, k=k, exclude=skip,
+                                                   category=category)
+            return answer(request, variant.labels, body)
+
+        app.get("/recommendations/{user_id}", tags=["recommendations"])(recommendations)
+
+        @app.post("/interactions", tags=["recommendations"])
+        async def interactions(request: Request,
+                               body: InteractionIn | list[InteractionIn] | InteractionBatch,
+                               ) -> ORJSONResponse:
+            """Record one interaction or a batch; the next recommendation reflects them."""
+            given = body.interactions if isinstance(body, InteractionBatch) else (
+                body if isinstance(body, list) else [body])
+            if not given:
+                raise ConfigError("body: no interactions", hint="send at least one")
+            rows = [Interaction(str(i.user_id), str(i.item_id), i.event, i.value,
+                                i.timestamp or time.time(), i.category) for i in given]
+            out = await server.interact(rows)
+            return answer(request, server.variants["a"].labels, out)
+
+        @app.get("/similar/{item_id}", tags=["recommendations"])
+        async def similar(request: Request, item_id: str,
+                          k: Annotated[int, Query(ge=1, le=200)] = 10) -> ORJSONResponse:
+            """Items like this one (popular items for an item the model does not know)."""
+            variant, body = await server.similar(item_id, k=k)
+            return answer(request, variant.labels, body)
+
+        async def invoke(request: Request) -> ORJSONResponse:
+            body = await _body(request)
+            if not isinstance(body, dict) or "user_id" not in body:
+                raise ConfigError("body.user_id is missing",
+                                  hint='send {"user_id": "42", "k": 10}')
+            k = body.get("k", 10)
+            if not isinstance(k, int) or not 1 <= k <= 200:
+                raise ConfigError(f"body.k must be a whole number from 1 to 200, got {k!r}",
+                                  hint='send {"user_id": "42", "k": 10}')
+            variant, out = await server.recommend(str(body["user_id"]), k=k,
+                                                  exclude=body.get("exclude") or (),
+                                                  category=body.get("category"))
+            return answer(request, variant.labels, out)
+    else:
+        rows_doc = {"requestBody": {"content": {"application/json": {"schema": {
+            "description": "a row {column: value}, a list of rows, or {\"rows\": [...]}",
+            "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}}},
+            "required": True}}
+
+        async def invoke(request: Request) -> ORJSONResponse:
+            rows = parse_rows(await _body(request))
+            variant, out = await server.predict(rows, key=request.headers.get("x-user-id"))
+            return answer(request, variant.labels, out)
+
+        app.post("/predict", tags=["predictions"], openapi_extra=rows_doc,
+                 summary="Score rows with the model (its signature is checked)")(invoke)
+
+    if s.sagemaker:
+        @app.get("/ping", tags=["sagemaker"])
+        async def ping() -> ORJSONResponse:
+            """SageMaker's health check: 200 once the model is loaded."""
+            ready = await server.readiness()
+            return ORJSONResponse({"status": "ok" if ready["ready"] else "loading"},
+                                  status_code=200 if ready["ready"] else 503)
+
+        app.post("/invocations", tags=["sagemaker"])(invoke)
+    if s.azureml:
+        app.post("/score", tags=["azureml"])(invoke)
+
+    return Gate(app, server=server, api_key=s.api_key if s.auth else None)
+
+
+async def _body(request: Any) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"the body is not JSON: {exc}",
+                          hint="send Content-Type: application/json with a JSON body") from None

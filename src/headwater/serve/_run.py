@@ -1,0 +1,56 @@
+"""Start a model server: load the model(s), build the app, run uvicorn (uvloop, httptools)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from headwater.core import require
+from headwater.serve._settings import ServeSettings
+
+
+def build(settings: ServeSettings, *, tracker: Any) -> tuple[Any, Any]:
+    """(server, app) for ``settings``: the models are loaded when this returns."""
+    require("fastapi", "serve")
+    from headwater.serve._app import create_app
+    from headwater.serve._server import Server
+
+    server = Server(settings, tracker=tracker).load()
+    return server, create_app(server)
+
+
+def run_server(settings: ServeSettings, *, tracker: Any, host: str = "127.0.0.1",
+               port: int = 8000, on_ready: Callable[[Any], None] | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM finish the requests in flight first).
+
+    ``on_ready(server)`` is called once the models are loaded, before the port opens.
+    """
+    uvicorn = require("uvicorn", "serve")
+    server, app = build(settings, tracker=tracker)
+    if on_ready is not None:
+        on_ready(server)
+    config = uvicorn.Config(app, host=host, port=port, loop=_best("uvloop", "asyncio"),
+                            http=_best("httptools", "h11"), log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=10)
+    previous = signal.signal(signal.SIGTERM, _stopped)  # uvicorn re-raises it once drained
+    try:
+        uvicorn.Server(config).run()
+    except (KeyboardInterrupt, _Stopped):
+        pass  # requests in flight were answered: a clean stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def _best(module: str, fallback: str) -> str:
+    import importlib.util
+
+    return module if importlib.util.find_spec(module) is not None else fallback
