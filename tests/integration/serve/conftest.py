@@ -36,12 +36,18 @@ def log_churn(tracker: Tracker, *, rows: int = 400, seed: int = 9) -> str:
 
 
 @pytest.fixture(scope="session")
-def churn_registry(tmp_path_factory):
-    """(project, tracker, customers frame without the target, model URI) with churn/1
-    @challenger."""
+def registry(tmp_path_factory):
+    """(project, tracker): one MLflow registry for every serve test."""
     root = tmp_path_factory.mktemp("serve")
     project = load_project(root)
-    tracker = Tracker.for_project(project)
+    return project, Tracker.for_project(project)
+
+
+@pytest.fixture(scope="session")
+def churn_registry(registry):
+    """(project, tracker, customers frame without the target, model URI) with churn/1
+    @challenger."""
+    project, tracker = registry
     uri = log_churn(tracker)
     tracker.register(uri, "churn", alias="challenger")
     customers = make_churn(20, seed=3).frame.drop(columns=["Churn"])
@@ -89,3 +95,31 @@ def serving(root: Path, *args: str, env: dict[str, str] | None = None,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def log_recommender(tracker: Tracker, *, users: int = 80, items: int = 50, views: int = 2000,
+                    seed: int = 4) -> tuple[str, object]:
+    """Fit EASE on a small synthetic event log and log it; returns (model URI, recommender)."""
+    import pandas as pd
+
+    from headwater.ml.datasets import make_events
+    from headwater.ml.recommend import Interactions, Recommender
+    from headwater.ml.recommend._pyfunc import RecommenderModel
+
+    rec = Recommender.fit(Interactions.from_frame(make_events(users, items, views, seed=seed)),
+                          model="ease", params={"l2": 50.0})
+    example = pd.DataFrame({"user_id": rec.users[:2], "k": [5, 5]})
+    with tracker.start_run("recommend", run_name="serve-test"):
+        uri = tracker.log_python_model(RecommenderModel(rec), input_example=example,
+                                       metadata={"headwater_kind": "recommender"},
+                                       requirements=["headwater"])
+    return uri, rec
+
+
+@pytest.fixture(scope="session")
+def recommend_registry(registry):
+    """(project, tracker, recommender, URI) with recommend/1 @champion in the registry."""
+    project, tracker = registry
+    uri, rec = log_recommender(tracker)
+    tracker.register(uri, "recommend", alias="champion")
+    return project, tracker, rec, uri
