@@ -47,3 +47,15 @@ def test_import_headwater_does_not_load_heavy_libraries() -> None:
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_recommend_surface() -> None:
+    import headwater.ml.recommend as rec
+
+    assert rec.__all__ == [
+        "DEFAULT_MODELS", "EVENT_WEIGHTS", "Encoded", "Evaluation", "Interactions", "MODELS",
+        "Model", "ModelResult", "Recommender", "TrainedRecommender", "evaluate_recommender",
+        "get_model", "load_interactions", "load_recommender", "rank", "ranking_metrics",
+        "read_udata", "split", "top_k", "train_recommender", "tune_model", "write_report"]
+    for name in rec.__all__:
+        assert hasattr(rec, name), name

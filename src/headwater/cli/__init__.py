@@ -9,6 +9,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _predict,
     _project,
     _quarantine,
+    _recommend,
     _runs,
     _schedule,
     _serve,

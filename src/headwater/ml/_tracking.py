@@ -148,17 +148,37 @@ class Tracker:
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        from headwater._version import __version__
-
         example = input_example.copy()
         output = getattr(model, predict_fn)(example)
         signature = infer_signature(example, output)
-        meta = {"headwater_version": __version__,
-                "headwater_model_format": MODEL_FORMAT, **(metadata or {})}
+        meta = _model_metadata(metadata)
         info = mlflow.sklearn.log_model(model, name="model", signature=signature,
                                         input_example=example, metadata=meta,
                                         pyfunc_predict_fn=predict_fn,
                                         serialization_format="cloudpickle")
+        return info.model_uri
+
+    def log_python_model(self, python_model: Any, *, input_example: pd.DataFrame,
+                         metadata: dict[str, Any] | None = None,
+                         requirements: list[str] | None = None) -> str:
+        """Log an ``mlflow.pyfunc.PythonModel`` (e.g. a recommender) with its signature.
+
+        The signature comes from ``python_model.predict(None, input_example)``; ``metadata``
+        as in :meth:`log_model`; ``requirements`` are its pip requirements (given, so that
+        MLflow does not start a process to infer them). Returns the model URI.
+        """
+        self._mlflow()
+        import mlflow.pyfunc
+        from mlflow.models import infer_signature
+
+        from headwater._version import __version__
+
+        output = python_model.predict(None, input_example.copy())
+        signature = infer_signature(input_example, output)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=python_model, signature=signature,
+            input_example=input_example, metadata=_model_metadata(metadata),
+            pip_requirements=requirements or [f"headwater=={__version__}"])
         return info.model_uri
 
     # -- registry ----------------------------------------------------------------------------------
@@ -231,6 +251,14 @@ class Tracker:
         model = mlflow.sklearn.load_model(uri)
         return LoadedModel(model=model, uri=uri, name=name, version=version,
                            signature=info.signature, metadata=dict(info.metadata or {}))
+
+
+def _model_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """``metadata`` plus headwater's version and model format."""
+    from headwater._version import __version__
+
+    return {"headwater_version": __version__,
+            "headwater_model_format": MODEL_FORMAT, **(metadata or {})}
 
 
 def _short(value: Any) -> str:
