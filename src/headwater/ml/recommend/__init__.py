@@ -20,7 +20,7 @@ _NAMES = {
     "DEFAULT_MODELS": "_models", "MODELS": "_models", "Model": "_models", "get_model": "_models",
     "ranking_metrics": "_metrics", "split": "_metrics", "top_k": "_metrics", "rank": "_metrics",
     "Recommender": "_recommender",
-    "Evaluation": "_train", "ModelResult": "_train", "TrainedRecommender": "_train",
+    "Evaluation": "_results", "ModelResult": "_results", "TrainedRecommender": "_results",
     "evaluate_recommender": "_train", "train_recommender": "_train", "tune_model": "_train",
     "load_recommender": "_tracking",
     "write_report": "_report",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from headwater.ml.recommend._train import Evaluation
+    from headwater.ml.recommend._results import Evaluation
 
 _METRICS = ("ndcg", "precision", "recall", "map", "hit_rate")
 

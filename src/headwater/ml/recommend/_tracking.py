@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from headwater.config import Project
     from headwater.ml._tracking import Tracker
     from headwater.ml.recommend._recommender import Recommender
-    from headwater.ml.recommend._train import TrainedRecommender
+    from headwater.ml.recommend._results import TrainedRecommender
 
 log = get_logger(__name__)
 
