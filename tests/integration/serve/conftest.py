@@ -101,10 +101,10 @@ def log_recommender(tracker: Tracker, *, users: int = 80, items: int = 50, views
                     seed: int = 4) -> tuple[str, object]:
     """Fit EASE on a small synthetic event log and log it; returns (model URI, recommender)."""
     import pandas as pd
-    from headwater.ml.recommend import Interactions, Recommender
-    from headwater.ml.recommend._pyfunc import RecommenderModel
 
     from headwater.ml.datasets import make_events
+    from headwater.ml.recommend import Interactions, Recommender
+    from headwater.ml.recommend._pyfunc import RecommenderModel
 
     rec = Recommender.fit(Interactions.from_frame(make_events(users, items, views, seed=seed)),
                           model="ease", params={"l2": 50.0})

@@ -68,13 +68,14 @@ def tune_model(model_cls: type[Model], fit: tuple[sparse.csr_matrix, sparse.csr_
         return defaults, score, 1
     optuna = require("optuna", "ml")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from headwater.ml._tune import _open_study
-
     def objective(trial: Any) -> float:
         params = {**defaults, **model_cls.space(trial)}
         return _ndcg(_fit(model_cls, params, *fit, seed), fit[0], validation, k)
 
-    study = _open_study(optuna, None, f"recommend-{model_cls.name}", seed)
+    study = optuna.create_study(
+        study_name=f"recommend-{model_cls.name}", direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(trials // 3,
+                                                                                   1))))
     study.enqueue_trial({name: defaults[name] for name in probe})
     study.optimize(objective, n_trials=trials, timeout=timeout, gc_after_trial=False)
     return {**defaults, **study.best_params}, float(study.best_value), len(study.trials)
