@@ -41,3 +41,21 @@ def test_runs_in_postgres(postgres_url, unique_name) -> None:
         current.rows_loaded = 3
     runs.record(current)
     assert runs.list(pipeline=unique_name)[0]["rows_loaded"] == 3
+
+
+def test_list_since_and_with_reports(tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from headwater.monitor import Run
+
+    runs = RunStore.at(tmp_path)
+    now = datetime.now(UTC)
+    old = Run(kind="ingest", pipeline="a", status="succeeded", started_at=now - timedelta(days=9),
+              report={"table": "a"})
+    new = Run(kind="ingest", pipeline="b", status="succeeded", started_at=now,
+              report={"table": "b"})
+    runs.record(old)
+    runs.record(new)
+    recent = runs.list(since=now - timedelta(days=7), reports=True)
+    assert [r["id"] for r in recent] == [new.id] and recent[0]["report"] == {"table": "b"}
+    assert "report" not in runs.list()[0] and len(runs.list()) == 2

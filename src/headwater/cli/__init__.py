@@ -6,6 +6,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _cv,
     _ingest,
     _iot,
+    _monitor,
     _predict,
     _project,
     _quarantine,

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from headwater.cli._app import app, console, project
 from headwater.console import arrow_table, run_summary
-from headwater.store import QUARANTINE_TABLE, literal
 
 quarantine_app = typer.Typer(help="Inspect quarantined rows and replay them after a fix.\n\n"
                              "Example: headwater quarantine list", no_args_is_help=True)
@@ -27,18 +26,9 @@ def list_(
 
     Example: headwater quarantine list --table orders
     """
-    from headwater.store import open_store
+    from headwater.ingest._quarantine import quarantine_counts
 
-    where = "replayed_by IS NULL" + (f" AND table_name = {literal(table)}" if table else "")
-    target = open_store(project(), store, read_only=True)
-    try:
-        rows = target.query(
-            "SELECT table_name, pipeline, rule, count(*) AS n_rows, min(source) AS example_source "
-            "FROM (SELECT table_name, pipeline, source, unnest(rules) AS rule "
-            f"FROM {QUARANTINE_TABLE} WHERE {where}) AS q "
-            "GROUP BY table_name, pipeline, rule ORDER BY n_rows DESC, rule")
-    finally:
-        target.close()
+    rows = quarantine_counts(project(), table=table, store=store)
     if rows.num_rows == 0:
         console.print("the quarantine is empty")
         return
@@ -56,21 +46,9 @@ def show(
 
     Example: headwater quarantine show --table orders --rule "type(amount)"
     """
-    from headwater.store import open_store
+    from headwater.ingest._quarantine import quarantine_sample
 
-    where = ["replayed_by IS NULL"]
-    if table:
-        where.append(f"table_name = {literal(table)}")
-    if rule:
-        where.append(f"EXISTS (SELECT 1 FROM unnest(q.rules) AS r(x) WHERE r.x = {literal(rule)})")
-    target = open_store(project(), store, read_only=True)
-    try:
-        rows = target.query(
-            "SELECT id, table_name, source, position, unit, raw, reasons "
-            f"FROM {QUARANTINE_TABLE} AS q WHERE {' AND '.join(where)} "
-            f"ORDER BY quarantined_at, id LIMIT {int(limit)}")
-    finally:
-        target.close()
+    rows = quarantine_sample(project(), table=table, rule=rule, limit=limit, store=store)
     out = Table(header_style="bold cyan", show_lines=True)
     for col in ("id", "where", "raw row", "reasons"):
         out.add_column(col, overflow="fold")
@@ -96,21 +74,10 @@ def replay(
 
     Example: headwater quarantine replay --table orders --contract contracts/orders.yaml
     """
-    from headwater.ingest._run import load_contract, replay_quarantine
-    from headwater.store import open_store, run_store
+    from headwater.ingest._run import replay_table
 
-    proj = project()
-    spec = next((s for n, s in proj.pipelines.items()
-                 if s.table == table and (pipeline in (None, n))), None)
-    chosen = contract or (spec.contract if spec else None)
-    target = open_store(proj, store)
-    try:
-        run = replay_quarantine(target, table=table, contract=load_contract(chosen, proj.root),
-                                pipeline=pipeline, ids=ids, mode=spec.mode if spec else "append",
-                                primary_key=(spec.primary_key or None) if spec else None,
-                                runs=run_store(proj))
-    finally:
-        target.close()
+    run = replay_table(project(), table, contract=contract, pipeline=pipeline, ids=ids,
+                       store=store)
     if run.rows_read == 0:
         console.print("nothing to replay")
         return

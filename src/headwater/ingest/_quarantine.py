@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from headwater.config import Project
 from headwater.core import POSITION, Batch, Extract, Source, State
-from headwater.store import QUARANTINE_SCHEMA, QUARANTINE_TABLE, Store, literal
+from headwater.store import QUARANTINE_SCHEMA, QUARANTINE_TABLE, Store, literal, open_store
 
 #: The rule name of a record the source could not parse at all.
 PARSE_RULE = "parse"
@@ -78,6 +79,51 @@ def rejects_as_invalid(rejects: pa.Table) -> pa.Table:
             "reasons": pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), reasons),
         }
     )
+
+
+def quarantine_counts(project: Project, *, table: str | None = None,
+                      store: str = "warehouse") -> pa.Table:
+    """Rows waiting in the quarantine (not replayed), counted by table, pipeline and rule,
+    with an example source; most rows first. A row failing two rules counts for both."""
+    where = "replayed_by IS NULL" + (f" AND table_name = {literal(table)}" if table else "")
+    target = open_store(project, store, read_only=True)
+    try:
+        return target.query(
+            "SELECT table_name, pipeline, rule, count(*) AS n_rows, min(source) AS example_source "
+            "FROM (SELECT table_name, pipeline, source, unnest(rules) AS rule "
+            f"FROM {QUARANTINE_TABLE} WHERE {where}) AS q "
+            "GROUP BY table_name, pipeline, rule ORDER BY n_rows DESC, rule")
+    finally:
+        target.close()
+
+
+def waiting(project: Project, *, store: str = "warehouse") -> int:
+    """How many rows wait in the quarantine of ``store`` (not replayed yet)."""
+    target = open_store(project, store, read_only=True)
+    try:
+        return int(target.query(f"SELECT count(*) AS n FROM {QUARANTINE_TABLE} "
+                                "WHERE replayed_by IS NULL")["n"][0].as_py())
+    finally:
+        target.close()
+
+
+def quarantine_sample(project: Project, *, table: str | None = None, rule: str | None = None,
+                      limit: int = 20, store: str = "warehouse") -> pa.Table:
+    """The oldest waiting quarantined rows (of ``table``, failing ``rule``): id, table,
+    source, position, unit, raw row, every reason and when it was quarantined."""
+    where = ["replayed_by IS NULL"]
+    if table:
+        where.append(f"table_name = {literal(table)}")
+    if rule:
+        where.append(f"EXISTS (SELECT 1 FROM unnest(q.rules) AS r(x) WHERE r.x = {literal(rule)})")
+    target = open_store(project, store, read_only=True)
+    try:
+        return target.query(
+            "SELECT id, table_name, source, position, unit, raw, reasons, quarantined_at "
+            f"FROM {QUARANTINE_TABLE} AS q WHERE {' AND '.join(where)} "
+            f"ORDER BY quarantined_at, id LIMIT {int(limit)}")
+    finally:
+        target.close()
 
 
 def rule_counts(invalid: pa.Table) -> dict[str, int]:

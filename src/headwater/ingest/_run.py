@@ -149,3 +149,23 @@ def replay_quarantine(store: Store, *, table: str, contract: Contract | None = N
     return ingest(source, store, table=table, pipeline=pipeline or table, contract=contract,
                   mode="append" if mode == "replace" else mode, primary_key=primary_key,
                   runs=runs)
+
+
+def replay_table(project: Project, table: str, *, contract: str | Path | None = None,
+                 pipeline: str | None = None, ids: list[str] | None = None,
+                 store: str = "warehouse") -> Run:
+    """Replay the quarantined rows of ``table`` with its pipeline's contract, mode and key
+    (from headwater.yaml; ``contract`` overrides the contract) and record the run."""
+    spec = next((s for n, s in project.pipelines.items()
+                 if s.table == table and pipeline in (None, n)), None)
+    chosen = contract or (spec.contract if spec else None)
+    target = open_store(project, store)
+    try:
+        return replay_quarantine(target, table=table,
+                                 contract=load_contract(chosen, project.root),
+                                 pipeline=pipeline, ids=ids,
+                                 mode=spec.mode if spec else "append",
+                                 primary_key=(spec.primary_key or None) if spec else None,
+                                 runs=run_store(project))
+    finally:
+        target.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from headwater.store._evolve import plan_evolution
 from headwater.store._prepare import dedupe_on_key, prepare_rows
 
 _INCOMING = "_hw_incoming"
+#: How long opening the file waits for another process to let go of it.
+LOCK_WAIT_S = 3.0
 
 
 class DuckDBStore(Store):
@@ -63,15 +66,24 @@ class DuckDBStore(Store):
                 raise SinkError(f"warehouse {self.path} does not exist yet",
                                 hint="load something first, e.g. "
                                 "`headwater ingest file PATH --table NAME`")
-            try:
-                self._con = duckdb.connect(str(self.path), read_only=self.read_only)
-            except duckdb.IOException as exc:
-                raise SinkError(f"cannot open warehouse {self.path}: {exc}",
-                                hint="another headwater process may be writing to it; "
-                                "wait for it to finish") from None
+            self._con = self._connect()
             if not self.read_only:
                 self._create_own_tables()
         return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Connect, waiting up to ``LOCK_WAIT_S`` while another process holds the file (a
+        reader such as the dashboard holds it for milliseconds; a writer for its run)."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if time.monotonic() >= deadline:
+                    raise SinkError(f"cannot open warehouse {self.path}: {exc}",
+                                    hint="another headwater process may be writing to it; "
+                                    "wait for it to finish") from None
+                time.sleep(0.05)
 
     def _create_own_tables(self) -> None:
         con = self.con

@@ -87,16 +87,24 @@ class RunStore:
                 con.execute(sa.insert(RUNS).values(**values))
 
     def list(self, *, limit: int = 20, pipeline: str | None = None,
-             kind: str | None = None) -> list[dict[str, Any]]:
-        """The newest runs first, optionally of one pipeline or kind."""
-        query = sa.select(*[c for c in RUNS.c if c.name != "report"]).order_by(
-            RUNS.c.started_at.desc()).limit(limit)
+             kind: str | None = None, since: datetime | None = None,
+             reports: bool = False) -> list[dict[str, Any]]:
+        """The newest runs first, optionally of one pipeline or kind, started at or after
+        ``since``; ``reports=True`` adds each run's report (parsed) in one query."""
+        columns = list(RUNS.c) if reports else [c for c in RUNS.c if c.name != "report"]
+        query = sa.select(*columns).order_by(RUNS.c.started_at.desc()).limit(limit)
         if pipeline:
             query = query.where(RUNS.c.pipeline == pipeline)
         if kind:
             query = query.where(RUNS.c.kind == kind)
+        if since is not None:
+            query = query.where(RUNS.c.started_at >= since)
         with self.engine.connect() as con:
-            return [_utc(dict(row._mapping)) for row in con.execute(query)]
+            rows = [_utc(dict(row._mapping)) for row in con.execute(query)]
+        if reports:
+            for row in rows:
+                row["report"] = json.loads(row["report"] or "{}")
+        return rows
 
     def get(self, run_id: str) -> dict[str, Any]:
         """One run with its report; a unique prefix of the id is enough."""
