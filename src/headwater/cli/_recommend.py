@@ -174,8 +174,8 @@ def evaluate(
 
 @recommend_app.command("generate")
 def generate(
-    out: Annotated[Path, typer.Argument(help="file to write (u.data layout for ratings, CSV "
-                                        "for events)")],
+    out: Annotated[Path, typer.Argument(help="file to write, relative to the project (u.data "
+                                        "layout for ratings, CSV for events)")],
     kind: Annotated[str, typer.Option(help="ratings (MovieLens-100K shape) | events "
                                       "(e-commerce log)")] = "ratings",
     users: Annotated[int | None, typer.Option(help="number of users")] = None,
@@ -189,6 +189,7 @@ def generate(
     """
     from headwater.ml.datasets import make_events, write_udata
 
+    out = project().path(str(out))  # like --data: relative to the project folder
     sizes = {k: v for k, v in {"users": users, "items": items}.items() if v is not None}
     if kind == "ratings":
         path = write_udata(out, **sizes, **({"ratings": size} if size else {}), seed=seed)

@@ -49,7 +49,7 @@ def test_metrics_by_hand() -> None:
 @pytest.fixture(scope="module")
 def ratings():
     return load_interactions(make_ratings(users=300, items=250, ratings=12_000,
-                                          temperature=0.1, seed=4))
+                                          temperature=0.1, skew=1.3, dims=18, seed=4))
 
 
 def test_personalised_models_beat_popularity(ratings) -> None:

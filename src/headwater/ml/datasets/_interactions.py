@@ -148,10 +148,16 @@ def _generate(users: int, items: int, total: int, *, minimum: int, dims: int, ph
 
 
 def make_ratings(users: int = 943, items: int = 1682, ratings: int = 100_000, *,
-                 minimum: int = 20, dims: int = 18, phases: int = 3, drift: float = 0.25,
-                 skew: float = 1.3, temperature: float = 0.16, session: float = 8.0,
+                 minimum: int = 20, dims: int = 30, phases: int = 3, drift: float = 0.25,
+                 skew: float = 3.0, temperature: float = 0.05, session: float = 8.0,
                  seed: int = 0) -> pd.DataFrame:
     """MovieLens-100K-shaped ratings: columns user, item (1-based ints), rating (1-5), timestamp.
+
+    The default ``skew`` and ``temperature`` were chosen so that, under the MovieLens-100K
+    protocol (per-user random 75/25, top 10), untuned popularity, item kNN and EASE land near
+    their published figures on the real file (about 0.25, 0.33 and 0.48 NDCG@10 here against
+    0.25, 0.38 and 0.48): the generator is calibrated to be as hard as the real data, so a
+    score on it is a plausibility check, not a measurement on MovieLens.
 
     Parameters
     ----------
