@@ -20,13 +20,12 @@ def metrics_figure(ev: Evaluation) -> Any:
     """Grouped bars: NDCG, precision, recall, MAP and hit rate at k per model."""
     from headwater.ml._plots import _figure
 
-    rows = ev.leaderboard()
     fig, ax = _figure(6.4, 3.8)
-    width = 0.8 / len(rows)
+    width = 0.8 / len(ev.results)
     x = np.arange(len(_METRICS))
-    for j, row in enumerate(rows):
-        ax.bar(x + j * width - 0.4 + width / 2, [row[m] for m in _METRICS], width,
-               label=row["model"])
+    for j, r in enumerate(ev.results):  # the order (and colours) of the curves
+        ax.bar(x + j * width - 0.4 + width / 2, [r.metrics[f"{m}@{ev.k}"] for m in _METRICS],
+               width, label=r.name)
     ax.set_xticks(x, [f"{m}@{ev.k}" for m in _METRICS])
     ax.set(ylabel="test value", title=f"Models on the {ev.split} split (higher is better)")
     ax.legend(fontsize=8)
