@@ -1,6 +1,7 @@
 """The ``headwater`` command: one Typer app; each command group lives in its own module."""
 
 from headwater.cli import (  # noqa: F401  (each module registers its commands)
+    _alerts,
     _config,
     _contract,
     _cv,

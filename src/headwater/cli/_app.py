@@ -62,6 +62,8 @@ def project() -> Project:
         log_dir=loaded.path(loaded.logging.dir),
         level=loaded.logging.level,
         console_level="info" if _state["verbose"] else loaded.logging.console_level,
+        max_bytes=loaded.logging.rotate_mb << 20,
+        backups=loaded.logging.keep,
     )
     _state["project"] = loaded
     return loaded

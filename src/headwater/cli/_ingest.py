@@ -46,7 +46,7 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
         yield update
 
 
-def _finish(run: Run, *, show_quality: bool = True) -> None:
+def _finish(run: Run, *, show_quality: bool = True, evaluate: bool = False) -> None:
     run_summary(console, run)
     quality = run.report.get("quality")
     if show_quality and quality:
@@ -55,6 +55,10 @@ def _finish(run: Run, *, show_quality: bool = True) -> None:
     textfiles = proj.metrics.textfile_dir
     publish_metrics(f"ingest-{run.pipeline}", pushgateway=proj.metrics.pushgateway,
                     textfile_dir=proj.path(textfiles) if textfiles else None)
+    if evaluate:  # `ingest run` evaluated inside run_pipeline already
+        from headwater.ingest._run import check_after_run
+
+        check_after_run(proj, f"ingest-{run.pipeline}")
     if run.status == "failed":
         raise typer.Exit(1)
 
@@ -104,7 +108,7 @@ def ingest_file(
             )
     finally:
         target.close()
-    _finish(run, show_quality=quality)
+    _finish(run, show_quality=quality, evaluate=True)
 
 
 @ingest_app.command("run")

@@ -1,5 +1,13 @@
 """headwater.yaml: pydantic models, ``${ENV}`` interpolation, errors that name key and line."""
 
+from headwater.config._alerts import (
+    SEVERITIES,
+    AlertsSpec,
+    InhibitSpec,
+    RouteSpec,
+    RuleSpec,
+    SinkSpec,
+)
 from headwater.config._brokers import (
     DEFAULT_BROKER,
     BrokerSpec,
@@ -44,6 +52,8 @@ __all__ = [
     "CV_MODELS",
     "DEFAULT_BROKER",
     "PROJECT_FILE",
+    "SEVERITIES",
+    "AlertsSpec",
     "BrokerSpec",
     "CVSpec",
     "CostMatrix",
@@ -52,6 +62,7 @@ __all__ = [
     "DuckDBStore",
     "EmbeddedBrokerSpec",
     "FilesSource",
+    "InhibitSpec",
     "KafkaBrokerSpec",
     "KinesisBrokerSpec",
     "LoggingSpec",
@@ -64,6 +75,9 @@ __all__ = [
     "ProcessorSpec",
     "Project",
     "RegistrySpec",
+    "RouteSpec",
+    "RuleSpec",
+    "SinkSpec",
     "SourceSpec",
     "StoreSpec",
     "StreamInputSpec",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from headwater.config._alerts import AlertsSpec
 from headwater.config._brokers import (
     DEFAULT_BROKER,
     BrokerSpec,
@@ -42,6 +43,8 @@ class LoggingSpec(_Spec):
     level: Literal["debug", "info", "warning", "error"] = "info"
     console_level: Literal["debug", "info", "warning", "error"] = "warning"
     dir: str = ".headwater/logs"
+    rotate_mb: int = Field(50, ge=1, description="start a new log file past this size")
+    keep: int = Field(5, ge=0, description="how many rotated log files to keep")
 
 
 class MetricsSpec(_Spec):
@@ -94,6 +97,8 @@ class Project(_Spec):
     processors: dict[str, ProcessorSpec] = Field(
         default_factory=dict, description="stream processors: `headwater stream run NAME`")
     ml: MLSpec = Field(default_factory=MLSpec)
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec,
+                               description="alert rules, sinks and routes")
 
     #: The folder headwater.yaml lives in; relative paths resolve against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -252,6 +257,8 @@ def _real_loc(loc: tuple, lines: dict) -> tuple:
             continue
         elif i + 1 < len(loc) and (*out, loc[i + 1]) in lines:
             continue  # a union tag such as 'files' or 'duckdb'
+        elif i + 1 == len(loc) and (*out, "kind") in lines:
+            continue  # a discriminated union's tag (`kind: threshold`) at the end
         elif i + 1 == len(loc) or (*out, part) not in lines:
             out = (*out, part) if not _is_tag_only(loc, i, out, lines) else out
     return out

@@ -12,14 +12,17 @@ from rich.text import Text
 
 def arrow_table(data: pa.Table, *, title: str | None = None, max_rows: int = 50,
                 max_width: int = 40) -> Table:
-    """An Arrow table as a Rich table (the first ``max_rows`` rows)."""
+    """An Arrow table as a Rich table (the first ``max_rows`` rows); repeated column names
+    (``SELECT 1 AS x, 2 AS x``, joins) are shown as they are, like DuckDB does."""
     table = Table(title=title, show_lines=False, header_style="bold cyan")
-    for name in data.column_names:
-        numeric = pa.types.is_integer(data.schema.field(name).type) or pa.types.is_floating(
-            data.schema.field(name).type) or pa.types.is_decimal(data.schema.field(name).type)
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in data.slice(0, max_rows).to_pylist():
-        table.add_row(*[_cell(v, max_width) for v in row.values()])
+    for field in data.schema:  # by position: names may repeat
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(
+            field.type) or pa.types.is_decimal(field.type)
+        table.add_column(field.name, justify="right" if numeric else "left", overflow="fold")
+    shown = data.slice(0, max_rows)
+    columns = [column.to_pylist() for column in shown.columns]
+    for row in zip(*columns, strict=True):
+        table.add_row(*[_cell(v, max_width) for v in row])
     if data.num_rows > max_rows:
         table.caption = f"{max_rows} of {data.num_rows:,} rows shown"
     return table

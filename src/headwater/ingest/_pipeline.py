@@ -171,6 +171,7 @@ def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = N
                 _record(runs, current)
             raise
         loader.finish_report()
+        current.report["metrics"] = metrics.record_run_metrics(current)
         failed = [r for r in loader.all_results if r.status == "failed"]
         if failed:
             current.status = "failed"
@@ -280,6 +281,12 @@ class _Loader:
         self.results.append(result)
         if result.status == "loaded":
             self._count(result)
+            source_time = extract.meta.get("source_time")
+            if source_time is not None:  # the source's own clock: how late the rows arrive
+                metrics.INGEST_LATENCY.labels(self.pipeline, self.table).observe(
+                    max(0.0, time.time() - source_time))
+        else:
+            metrics.ERRORS.labels("ingest", "extract_failed").inc()
         return result
 
     def _load_batches(self, extract: Extract, tx: Transaction, result: ExtractResult) -> None:

@@ -133,6 +133,18 @@ def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = N
                           runs=run_store(project), progress=progress)
         finally:
             store.close()
+            check_after_run(project, f"ingest-{name}")
+
+
+def check_after_run(project: Project, job: str) -> None:
+    """Evaluate the project's alert rules after a batch run (never raises; delivery runs on
+    a thread, off the pipeline's path)."""
+    if not project.alerts.rules:
+        return
+    from headwater.monitor.alerts import check_rules
+
+    runs = run_store(project)
+    check_rules(project, job=job, runs=lambda: runs.list(limit=500))
 
 
 def replay_quarantine(store: Store, *, table: str, contract: Contract | None = None,

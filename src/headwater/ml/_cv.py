@@ -250,6 +250,8 @@ def _tune(name: str, X: pd.DataFrame, y: np.ndarray, spec: CVSpec, log_target: b
 
     optuna = require("optuna", "ml")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()  # to headwater's log file, not the terminal
+    optuna.logging.enable_propagation()
     inner = split_folds(X, y, splitter="kfold", folds=spec.nested.inner_folds,
                         seed=spec.seed + 1000)
 

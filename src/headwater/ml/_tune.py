@@ -156,6 +156,8 @@ class Tuner:
                  study_name: str | None = None, seed: int | None = None) -> None:
         self.optuna = require("optuna", "ml")
         self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
+        self.optuna.logging.disable_default_handler()  # to headwater's log file
+        self.optuna.logging.enable_propagation()
         if len(y) < folds * 2:
             raise ConfigError(f"{len(y)} training rows cannot be split into {folds} folds",
                               hint="use fewer folds (ml.train.<task>.folds) or more data")

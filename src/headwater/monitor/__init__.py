@@ -4,8 +4,10 @@ from headwater.monitor import _metrics as metrics
 from headwater.monitor._logging import configure_logging, get_logger
 from headwater.monitor._metrics import publish_metrics, push_metrics, write_metrics
 from headwater.monitor._run import Run, new_run_id, run
+from headwater.monitor._serve import MetricsServer, serve_metrics
 
 __all__ = [
+    "MetricsServer",
     "Run",
     "configure_logging",
     "get_logger",
@@ -14,5 +16,6 @@ __all__ = [
     "publish_metrics",
     "push_metrics",
     "run",
+    "serve_metrics",
     "write_metrics",
 ]

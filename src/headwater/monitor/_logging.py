@@ -35,12 +35,52 @@ _SHARED: list[Any] = [
 ]
 
 
-def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
-                      console_level: str = "warning") -> Path | None:
-    """Send JSON lines to ``log_dir/headwater.jsonl`` and readable lines to stderr.
+#: Event fields that say where a line belongs, not what happened: left out of the terminal.
+_CONTEXT = {"timestamp", "logger", "level", "run_id", "kind", "pipeline", "request_id",
+            "exc_info", "stack_info", "_record", "_from_structlog"}
+_DETAIL = ("error", "reason", "summary", "message", "hint")
+_SUBJECT = ("source", "file", "table", "column", "rule", "sink", "processor", "topic", "url")
 
-    Returns the log file's path (None without ``log_dir``). Safe to call more than once.
+
+def plain_sentence(_: Any, __: str, event: dict[str, Any]) -> str:
+    """One readable line for the terminal: ``warning: extract failed in orders.csv: …``.
+
+    >>> plain_sentence(None, "", {"event": "column_dropped", "level": "warning",
+    ...                           "column": "customerID", "reason": "an identifier"})
+    'warning: column dropped (column customerID): an identifier'
     """
+    name = str(event.get("event", ""))
+    words = name.replace("_", " ") if re.fullmatch(r"[a-z0-9_]+", name) else name
+    subject = next(((k, event[k]) for k in _SUBJECT if event.get(k) not in (None, "")), None)
+    detail = next((event[k] for k in _DETAIL if event.get(k) not in (None, "")), None)
+    text = f"{event.get('level', 'info')}: {words}"
+    if subject:
+        text += f" ({subject[0]} {subject[1]})"
+    if detail is not None:
+        text += f": {str(detail).splitlines()[0]}"
+    return text
+
+
+class _Own(logging.Filter):
+    """Only headwater's own lines reach the terminal; the rest go to the log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name.startswith("headwater") and not record.name.startswith(TRACE_LOGGER)
+
+
+def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
+                      console_level: str = "warning", max_bytes: int = 50 << 20,
+                      backups: int = 5) -> Path | None:
+    """Send JSON lines to ``log_dir/headwater.jsonl`` (rotated at ``max_bytes``, keeping
+    ``backups`` old files) and headwater's own lines at ``console_level`` to stderr, each as one
+    plain sentence. Third-party logging (MLflow, Optuna, ...) and Python warnings go to the file
+    only. Returns the log file's path (None without ``log_dir``). Safe to call more than once.
+    """
+    import os
+    from logging.handlers import RotatingFileHandler
+
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # MLflow logs through root
+    logging.captureWarnings(True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_headwater", False):
@@ -50,10 +90,10 @@ def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
 
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level.upper())
+    console.addFilter(_Own())
     console.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_SHARED,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, plain_sentence],
     ))
     console._headwater = True  # type: ignore[attr-defined]
     root.addHandler(console)
@@ -62,7 +102,8 @@ def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
     if log_dir is not None:
         path = Path(log_dir) / "headwater.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(path, encoding="utf-8")
+        file = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                   encoding="utf-8")
         file.setLevel(level.upper())
         file.setFormatter(structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
@@ -76,8 +117,15 @@ def configure_logging(*, log_dir: str | Path | None = None, level: str = "info",
         for handler in list(trace.handlers):
             trace.removeHandler(handler)
         trace.addHandler(file)
-    for noisy in ("httpx", "httpcore", "botocore", "urllib3", "alembic", "mlflow"):
+    for noisy in ("httpx", "httpcore", "botocore", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for library in ("mlflow", "optuna", "py.warnings"):  # their own handlers print to stderr
+        lib = logging.getLogger(library)
+        for handler in list(lib.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler):
+                lib.removeHandler(handler)
+        lib.propagate = True
     return path
 
 

@@ -34,11 +34,23 @@ STEPS: list[tuple[str, str, Step]] = [
 ]
 
 
+def _log_to(root: Path) -> None:
+    """Log lines to the demo project's log file; only headwater's warnings reach the terminal."""
+    from headwater.config import load_project
+    from headwater.monitor import configure_logging
+
+    project = load_project(root)
+    configure_logging(log_dir=project.path(project.logging.dir), level=project.logging.level,
+                      console_level=project.logging.console_level,
+                      max_bytes=project.logging.rotate_mb << 20, backups=project.logging.keep)
+
+
 def run_quickstart(folder: str | Path, *, console: Console | None = None,
                    only: list[str] | None = None) -> Path:
     """Create (or reuse) a project in ``folder`` and run every quickstart step in it."""
     console = console or Console()
     root = init_project(folder, sample_data=True, exist_ok=True)
+    _log_to(root)
     for name, title, step in STEPS:
         if only and name not in only:
             continue

@@ -150,7 +150,7 @@ class FileSource(Source):
                     batches.then_record(pending, position)
                 yield Extract(source=shown, key=key, position=position, batches=batches,
                               unit=detected.unit if detected else "record", nbytes=size,
-                              meta=_meta(detected))
+                              meta={**_meta(detected), "source_time": path.stat().st_mtime})
 
     # -- reading ------------------------------------------------------------------------------
 
