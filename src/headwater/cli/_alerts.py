@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,13 +17,6 @@ alerts_app = typer.Typer(
 app.add_typer(alerts_app, name="alerts")
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-
-
-def _runs() -> Any:
-    from headwater.store import run_store
-
-    store = run_store(project())
-    return lambda: store.list(limit=500)
 
 
 def _when(value: float | datetime | None) -> str:
@@ -199,7 +192,7 @@ def watch(
 
     proj = project()
     seconds = duration_s(interval) if interval else None
-    watcher = Watcher(proj, job="alerts-watch", runs=_runs(), interval_s=seconds)
+    watcher = Watcher(proj, job="alerts-watch", interval_s=seconds)
     if once:
         result = watcher.evaluate_once()
         from headwater.monitor.alerts import deliver_pending

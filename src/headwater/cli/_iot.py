@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from headwater.cli._app import app, console, project
-from headwater.cli._stream import BrokerOption
+from headwater.cli._stream import BrokerOption, MetricsPortOption
 from headwater.config import DEFAULT_BROKER
 
 iot_app = typer.Typer(
@@ -75,6 +75,7 @@ def gateway(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep going until Ctrl-C")]
     = False,
     broker: BrokerOption = DEFAULT_BROKER,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Normalise device payloads (JSON or compact CSV, any unit) into one reading schema;
     rejected payloads go to the quarantine with their position and reason.
@@ -82,6 +83,7 @@ def gateway(
     Example: headwater iot gateway --from iot_raw --to iot_readings
     """
     from headwater.brokers import open_broker
+    from headwater.monitor.alerts import monitoring
     from headwater.store import open_store
     from headwater.stream.iot import run_gateway
 
@@ -89,6 +91,8 @@ def gateway(
     store = open_store(proj)
     try:
         with open_broker(proj.broker(broker), proj.root) as b, \
+                monitoring(proj, job=f"gateway-{name}", metrics_port=metrics_port,
+                           alerts=follow), \
                 console.status(f"normalising {source} → {target}..."):
             result = run_gateway(b, source, target, store=store, gateway=name, group=name,
                                  follow=follow)

@@ -25,6 +25,8 @@ stream_app = typer.Typer(
 )
 app.add_typer(stream_app, name="stream")
 
+MetricsPortOption = Annotated[int | None, typer.Option(
+    help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while running")]
 BrokerOption = Annotated[str, typer.Option(
     "--broker", "-b", help="a broker from headwater.yaml's `brokers:` (default: the embedded log)")]
 
@@ -154,6 +156,7 @@ def run(
     member: Annotated[str | None, typer.Option(
         help="i/n: this process takes partitions p with p % n == i (scale out over "
         "processes)")] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run a stream processor: windows, detectors and alerts, written exactly once.
 
@@ -172,7 +175,7 @@ def run(
                         f"({result.events_per_second:,.0f}/s)")
 
         result = run_processor(proj, name, follow=follow, flush=flush, member=member,
-                               progress=show)
+                               progress=show, metrics_port=metrics_port)
     console.print(_processor_table(result))
 
 

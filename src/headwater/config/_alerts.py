@@ -217,6 +217,8 @@ class AlertsSpec(_Spec):
     evaluate_every: str = Field("15s", description="how often long-running processes and "
                                 "`headwater alerts watch` evaluate the rules")
     repeat_after: str = Field("4h", description="a firing alert is sent again after this")
+    stream: bool = Field(True, description="send the stream processors' alerts (detectors) "
+                         "to the sinks too, routed like the rules' alerts")
     history: str = Field("7d", description="how long metric samples are kept for rates and "
                          "the dashboard")
 

@@ -143,8 +143,7 @@ def check_after_run(project: Project, job: str) -> None:
         return
     from headwater.monitor.alerts import check_rules
 
-    runs = run_store(project)
-    check_rules(project, job=job, runs=lambda: runs.list(limit=500))
+    check_rules(project, job=job)
 
 
 def replay_quarantine(store: Store, *, table: str, contract: Contract | None = None,

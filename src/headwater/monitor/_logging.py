@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,7 @@ _SHARED: list[Any] = [
 ]
 
 
-#: Event fields that say where a line belongs, not what happened: left out of the terminal.
-_CONTEXT = {"timestamp", "logger", "level", "run_id", "kind", "pipeline", "request_id",
-            "exc_info", "stack_info", "_record", "_from_structlog"}
+#: What a terminal line says: the event, what it concerns, and what went wrong.
 _DETAIL = ("error", "reason", "summary", "message", "hint")
 _SUBJECT = ("source", "file", "table", "column", "rule", "sink", "processor", "topic", "url")
 

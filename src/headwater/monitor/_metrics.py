@@ -45,6 +45,10 @@ LAST_SUCCESS = Gauge(
 )
 
 
+LAST_RUN_FAILED = Gauge(
+    "headwater_last_run_failed", "1 when a pipeline's latest run failed, else 0.",
+    ["kind", "pipeline"], registry=REGISTRY,
+)
 ROWS_PER_SECOND = Gauge(
     "headwater_rows_per_second", "Rows read per second by the latest run.", ["kind", "pipeline"],
     registry=REGISTRY,

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from headwater.monitor._logging import get_logger
-from headwater.monitor._metrics import LAST_SUCCESS, RUN_SECONDS, RUNS
+from headwater.monitor._metrics import LAST_RUN_FAILED, LAST_SUCCESS, RUN_SECONDS, RUNS
 
 log = get_logger(__name__)
 
@@ -72,6 +72,7 @@ def run(kind: str, pipeline: str, *, run_id: str | None = None) -> Iterator[Run]
         current.ended_at = datetime.now(UTC)
         RUN_SECONDS.labels(kind, pipeline).observe(time.perf_counter() - start)
         RUNS.labels(kind, pipeline, current.status).inc()
+        LAST_RUN_FAILED.labels(kind, pipeline).set(current.status == "failed")
         if current.status == "succeeded":
             LAST_SUCCESS.labels(kind, pipeline).set_to_current_time()
         log.info("run_finished", status=current.status, duration_s=round(current.duration_s, 3),

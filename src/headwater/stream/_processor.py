@@ -155,8 +155,10 @@ class Processor:
     """
 
     def __init__(self, name: str, spec: ProcessorSpec, *, broker: Broker, store: Store,
-                 partitions: Sequence[int] | None = None) -> None:
+                 partitions: Sequence[int] | None = None,
+                 on_alerts: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.name = name
+        self.on_alerts = on_alerts
         self.spec = spec
         self.broker = broker
         self.store = store
@@ -239,9 +241,14 @@ class Processor:
                if p in partitions}
         seen = dict(positions)
         latency = max(_ms(self.spec.max_latency), 1) / 1000
+        looked = time.monotonic()
         while not stop.is_set():
             if not follow and _reached(seen, end):
                 break
+            if follow and time.monotonic() - looked > _LAG_EVERY_S:  # new records arrived?
+                looked = time.monotonic()
+                end = {p: o for p, o in self.broker.end_positions(
+                    self.spec.input.topic).items() if p in partitions}
             records = consumer.poll(max_records=self.spec.max_records, timeout=latency)
             if records.num_rows:
                 batch = self._batch(records, current, result)
@@ -249,6 +256,8 @@ class Processor:
                 consumer.commit(_last_offsets(records))
                 _add(result.totals, batch)
                 result.batches += 1
+            metrics.STREAM_LAG.labels(self.name, self.spec.input.topic).set(
+                sum(max(0, o - seen.get(p, -1)) for p, o in end.items()))
             if progress is not None:
                 progress(self._finish(result, start))
         if flush and not follow:
@@ -261,6 +270,8 @@ class Processor:
         result.watermark_ms = min(marks) if marks else None
         result.open_windows = sum(op.open_windows() for op in self.windows.values())
         result.active_alerts = self.alerts.active()
+        if result.watermark_ms is not None:
+            metrics.WATERMARK_DELAY.labels(self.name).set(time.time() - result.watermark_ms / 1000)
         return result
 
     # --- one micro-batch ------------------------------------------------------------------
@@ -323,6 +334,14 @@ class Processor:
                            "merge", ["alert_id"]))
         self._commit(writes, quarantine, records, current)
         self._announce(changes)
+        if self.on_alerts is not None and (changes.opened.height or changes.resolved.height):
+            self.on_alerts(_alert_changes(self.name, spec.keys, changes))
+        metrics.STREAM_RECORDS.labels(self.name).inc(out.records)
+        if events.height:  # one observation per batch: the median event's age when stored
+            middle = events.get_column(spec.time).median()
+            if middle is not None:
+                metrics.EVENT_LATENCY.labels(self.name).observe(
+                    max(0.0, time.time() - float(middle) / 1000))  # type: ignore[arg-type]
         labels = (self.pipeline, spec.input.topic, readings or "")
         metrics.ROWS.labels(*labels, "read").inc(out.records)
         metrics.ROWS.labels(*labels, "loaded").inc(out.events)
@@ -476,6 +495,25 @@ def _last_offsets(records: pa.Table) -> dict[int, int]:
     grouped = records.group_by(_PARTITION).aggregate([(_OFFSET, "max")])
     return dict(zip(grouped.column(_PARTITION).to_pylist(),
                     grouped.column(f"{_OFFSET}_max").to_pylist(), strict=True))
+
+
+#: How often a following processor looks at its topic's end, for the lag metric.
+_LAG_EVERY_S = 2.0
+
+
+def _alert_changes(processor: str, keys: Sequence[str], changes: Any) -> list[dict[str, Any]]:
+    """The batch's opened and resolved alerts in the shape monitor's alerts take (a handful
+    of rows per batch, not one per record)."""
+    out = []
+    for status, frame in (("firing", changes.opened), ("resolved", changes.resolved)):
+        for row in frame.iter_rows(named=True):
+            out.append({"id": row["alert_id"], "rule": row["detector"], "status": status,
+                        "severity": row["severity"], "value": row["score"],
+                        "summary": f"{processor}: {row['detector']} on "
+                        + ", ".join(f"{k} {row[k]}" for k in keys) + f": {row['reason']}",
+                        "labels": {"processor": processor,
+                                   **{k: str(row[k]) for k in keys}}})
+    return out
 
 
 def _reached(seen: dict[int, int], end: dict[int, int]) -> bool:

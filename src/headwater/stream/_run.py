@@ -33,22 +33,38 @@ def member_partitions(partitions: list[int], member: str | None) -> list[int] | 
 
 def run_processor(project: Project, name: str, *, follow: bool = False, flush: bool = False,
                   member: str | None = None, stop: threading.Event | None = None,
-                  progress: Callable[[ProcessorResult], None] | None = None) -> ProcessorResult:
+                  progress: Callable[[ProcessorResult], None] | None = None,
+                  metrics_port: int | None = None) -> ProcessorResult:
     """Run the processor ``name`` of headwater.yaml: to the end of its topic, or until
-    stopped with ``follow``; ``member`` ``i/n`` takes every n-th partition."""
+    stopped with ``follow``; ``member`` ``i/n`` takes every n-th partition.
+
+    Its alerts go to the project's alert sinks (``alerts:``) as well as to its alerts table.
+    While following, the project's alert rules are evaluated continuously and, with
+    ``metrics_port``, ``/metrics`` is served for Prometheus.
+    """
     from headwater.brokers import open_broker
+    from headwater.monitor.alerts import AlertHandOff, check_rules, monitoring
 
     spec = project.processor(name)
     broker = open_broker(project.broker(spec.input.broker), project.root)
     store = open_store(project, spec.outputs.store)
+    handoff = AlertHandOff(project) if project.alerts.stream else None
+    job = f"stream-{name}" + (f"-{member.replace('/', 'of')}" if member else "")
     try:
         partitions = member_partitions(broker.partitions(spec.input.topic), member)
-        processor = Processor(name, spec, broker=broker, store=store, partitions=partitions)
-        return processor.run(follow=follow, flush=flush, stop=stop, runs=run_store(project),
-                             progress=progress)
+        processor = Processor(name, spec, broker=broker, store=store, partitions=partitions,
+                              on_alerts=handoff.submit if handoff else None)
+        with monitoring(project, job=job, metrics_port=metrics_port, alerts=follow):
+            result = processor.run(follow=follow, flush=flush, stop=stop,
+                                   runs=run_store(project), progress=progress)
     finally:
         store.close()
         broker.close()
+        if handoff is not None:
+            handoff.close()
+    if not follow:
+        check_rules(project, job=job)
+    return result
 
 
 @dataclass

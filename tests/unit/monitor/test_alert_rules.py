@@ -129,7 +129,7 @@ def test_silence_holds_back_until_unsilenced_and_expires(store) -> None:
     quiet = silence(store, {"rule": "failed"}, duration="1h", now=990)
     evaluate(spec, store, Observation(now=1000, runs=_runs(("orders", "failed"))))
     assert _outbox(store) == []
-    assert store.active_alerts()[0]["silenced_by"] == quiet.id
+    assert store.active_alerts(now=1000)[0]["silenced_by"] == quiet.id
     unsilence(store, quiet.id[:6], now=1005)
     evaluate(spec, store, Observation(now=1010, runs=_runs(("orders", "failed"))))
     assert _outbox(store) == [("hook", "firing", ["failed"])]

@@ -12,7 +12,9 @@ Library surface for the CLI, the dashboard and long-running processes:
 
 from headwater.monitor.alerts._delivery import Dispatcher, backoff, deliver_due
 from headwater.monitor.alerts._engine import Evaluation, evaluate, fingerprint, record_alerts
+from headwater.monitor.alerts._export import alerting_rules, alertmanager_config, export, promql
 from headwater.monitor.alerts._project import (
+    AlertHandOff,
     Watcher,
     active_alerts,
     alert_history,
@@ -31,6 +33,7 @@ from headwater.monitor.alerts._sinks import DeliveryError
 from headwater.monitor.alerts._store import AlertStore, Silence
 
 __all__ = [
+    "AlertHandOff",
     "AlertStore",
     "DeliveryError",
     "Dispatcher",
@@ -43,15 +46,19 @@ __all__ = [
     "active_alerts",
     "alert_history",
     "alert_store",
+    "alerting_rules",
+    "alertmanager_config",
     "backoff",
     "check_rules",
     "deliver_due",
     "deliver_pending",
     "evaluate",
+    "export",
     "fingerprint",
     "hits",
     "monitoring",
     "observe",
+    "promql",
     "quantiles",
     "record_alerts",
     "registry_samples",

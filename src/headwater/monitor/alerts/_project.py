@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: Recent run records, newest first (``RunStore.list`` output); supplied by the caller, who
-#: knows the store layer (monitor sits below it).
+#: Recent run records, newest first (``RunStore.list`` output); default: the project's.
 RunsFn = Callable[[], list[dict[str, Any]]]
 
 _dispatchers: dict[str, Dispatcher] = {}
@@ -62,7 +61,12 @@ def observe(project: Project, store: AlertStore, *, job: str | None = None,
     else:
         samples = registry_samples()
     store.record_samples([s for s in samples if s.name.startswith("headwater_")], now)
-    return Observation(now=now, samples=samples, runs=runs() if runs else [],
+    if runs is None:
+        from headwater.store import run_store
+
+        recent = run_store(project)
+        runs = lambda: recent.list(limit=500)  # noqa: E731
+    return Observation(now=now, samples=samples, runs=runs(),
                        pipelines=sorted(project.pipelines), history=store.samples_before)
 
 
@@ -265,3 +269,50 @@ def send_test(project: Project, sink: str | None = None) -> dict[str, str | None
 def deliver_pending(project: Project) -> int:
     """Send every notification that is due now (synchronously); return how many went out."""
     return deliver_due(project.alerts, alert_store(project))
+
+
+class AlertHandOff:
+    """Takes alerts raised inside a pipeline (the stream processor's detectors) into the
+    project's alert state and sinks on a thread of its own, so the pipeline never waits on
+    the database or a sink. Call :meth:`submit` from the pipeline, :meth:`close` at the end.
+    """
+
+    def __init__(self, project: Project) -> None:
+        import queue
+
+        self.project = project
+        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self._store = alert_store(project)
+        self._dispatcher = Dispatcher(project.alerts, self._store)
+        self._thread = threading.Thread(target=self._loop, name="hw-alert-handoff", daemon=True)
+        self._started = False
+
+    def submit(self, changes: list[dict[str, Any]]) -> None:
+        """Queue alert changes (see :func:`record_alerts` for their shape); returns at once."""
+        if not changes:
+            return
+        if not self._started:
+            self._started = True
+            self._dispatcher.start()
+            self._thread.start()
+        self._queue.put(changes)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Record what is queued and give delivery up to ``timeout`` seconds."""
+        if not self._started:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout=timeout + 5)
+        self._dispatcher.close(timeout)
+
+    def _loop(self) -> None:
+        from headwater.monitor.alerts._engine import record_alerts
+
+        while (changes := self._queue.get()) is not None:
+            try:
+                if record_alerts(self.project.alerts, self._store, changes, now=time.time(),
+                                 project=self.project.project):
+                    self._dispatcher.kick()
+            except Exception as exc:  # never the pipeline's problem
+                ERRORS.labels("alerts", type(exc).__name__).inc()
+                log.warning("alert_handoff_failed", error=f"{type(exc).__name__}: {exc}")

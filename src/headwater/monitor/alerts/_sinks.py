@@ -13,8 +13,8 @@ import ssl
 from email.message import EmailMessage
 from typing import Any
 
-from headwater.core import HeadwaterError
-from headwater.monitor._logging import get_logger, redact
+from headwater.core import HeadwaterError, redact
+from headwater.monitor._logging import get_logger
 
 log = get_logger("headwater.alerts")
 
@@ -90,9 +90,8 @@ def send(name: str, spec: Any, note: dict[str, Any]) -> None:
     """Deliver ``note`` through the sink ``spec`` (called ``name``); raise DeliveryError."""
     kind = spec.kind
     if kind == "log":
-        level = log.info if note["status"] == "resolved" else log.warning
-        for a in note["alerts"]:
-            level(f"alert_{note['status']}", rule=a["rule"], severity=a["severity"],
+        for a in note["alerts"]:  # to the log file: the terminal is for headwater's problems
+            log.info(f"alert_{note['status']}", rule=a["rule"], severity=a["severity"],
                   summary=a.get("summary"), labels=a["labels"], sink=name)
     elif kind == "webhook":
         body = {"json": note, "slack": slack_payload, "teams": teams_payload}[spec.format]

@@ -177,14 +177,14 @@ class AlertStore:
             if events:
                 con.execute(sa.insert(EVENTS), [_event_row(e) for e in events])
 
-    def active_alerts(self) -> list[dict[str, Any]]:
+    def active_alerts(self, now: float | None = None) -> list[dict[str, Any]]:
         """Alerts firing now, newest first; each says whether it is silenced (by a silence in
         force now) or inhibited (at the last evaluation)."""
         query = sa.select(ALERTS).where(ALERTS.c.status == "firing").order_by(
             ALERTS.c.fired_at.desc())
         with self.engine.connect() as con:
             alerts = [_alert(row) for row in con.execute(query)]
-        now = time.time()
+        now = time.time() if now is None else now
         silences = self.silences(now)
         for alert in alerts:
             alert["silenced_by"] = next((s.id for s in silences

@@ -111,6 +111,7 @@ def run_gateway(broker: Broker, source: str, target: str, *, store: Store,
                 result.rejected += len(out.bad)
                 metrics.ROWS.labels(f"gateway:{gateway}", source, target, "read").inc(
                     records.num_rows)
+                metrics.STREAM_RECORDS.labels(f"gateway:{gateway}").inc(records.num_rows)
                 metrics.ROWS.labels(f"gateway:{gateway}", source, target, "quarantined").inc(
                     len(out.bad))
             elif not follow and all(seen.get(p, -1) >= o for p, o in end.items()):
