@@ -30,6 +30,8 @@ log = get_logger(__name__)
 
 #: ``headwater_kind`` of registered recommenders (headwater.ml.recommend).
 RECOMMENDER = "recommender"
+#: Answers kept for repeated requests (the cache is emptied when full and on every swap).
+ANSWERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ class Server:
         self.log: InteractionLog | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        # (model, user, fresh interactions, k, exclude, category) -> (items, personalised):
+        # an interaction changes the key, so the next answer for that user is computed anew
+        self._answers: dict[tuple[Any, ...], tuple[list[tuple[str, float]], bool]] = {}
         self.ready = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -220,6 +225,7 @@ class Server:
                 new = replace(new, cursor=START)  # fold the whole log in at the next refresh
             variant.served = new
             variant.relabel()
+            self._answers.clear()
             self.metrics.reloads.labels(new.name, variant.name).inc()
             self.metrics.version.labels(new.name, variant.name).set(new.version or 0)
             changed.append(f"{variant.name}: {old.label} -> {new.label}")
@@ -242,6 +248,7 @@ class Server:
             fresh = await asyncio.to_thread(_refreshed, served.recommender, rows)
             if variant.served is served:  # not reloaded meanwhile
                 variant.served = replace(served, recommender=fresh, cursor=cursor)
+                self._answers.clear()
                 self.metrics.refreshes.labels(served.name, variant.name).inc()
             counts[variant.name] = len(rows)
         return counts
@@ -264,18 +271,30 @@ class Server:
         served = variant.served
         assert isinstance(served, Recommending)
         assert self.state is not None
-        history = _merge(served.recommender.history(user),
-                         await self.state.fresh(user, served.cursor))
-        items = served.recommender.recommend(history, k=k, exclude=exclude, category=category)
+        fresh = await self.state.fresh(user, served.cursor)
+        key = (id(served), user, tuple(fresh.items()), k, tuple(exclude), category)
+        hit = self._answers.get(key)
+        if hit is None:
+            history = _merge(served.recommender.history(user), fresh)
+            items = served.recommender.recommend(history, k=k, exclude=exclude,
+                                                 category=category)
+            if len(self._answers) >= ANSWERS:
+                self._answers.clear()
+            hit = self._answers[key] = (items, bool(history))
+        else:
+            history = None
+        items, personalised = hit
         shown = [item for item, _ in items]
         self._spawn(self.state.shown(user, variant.name, shown))
         self.metrics.shown.labels(*variant.labels).inc()
         shadow = self.variants.get("shadow")
         if shadow is not None and random.random() < self.settings.shadow_sample:
+            if history is None:
+                history = _merge(served.recommender.history(user), fresh)
             self._spawn(self._shadow_recommend(shadow, history, k, exclude, category, shown))
         return variant, {"user_id": user, "items": [{"item_id": i, "score": s}
                                                     for i, s in items],
-                         "personalised": bool(history), "model": served.name,
+                         "personalised": personalised, "model": served.name,
                          "version": served.version, "variant": variant.name}
 
     async def _shadow_recommend(self, shadow: Variant, history: dict[str, float], k: int,
