@@ -42,7 +42,7 @@ def floor_app() -> object:
                          (b"content-length", str(len(body)).encode())]}
     done = {"type": "http.response.body", "body": body}
 
-    async def app(scope, receive, send):  # noqa: ANN001, ANN202 - the bare ASGI contract
+    async def app(scope, receive, send):
         if scope["type"] != "http":
             return
         if scope["method"] == "POST":
@@ -102,7 +102,7 @@ async def _generate(port: int, requests: list[bytes], rate: float | None, second
                 status = await asyncio.wait_for(_read_response(reader), 5)
                 if status != 200:
                     errors += 1
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
                 errors += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
