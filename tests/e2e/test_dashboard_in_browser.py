@@ -23,6 +23,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 KEY = "dash-e2e-key-4f1c"
 REFRESH_S = 2
 PROCESSOR = """
+alerts:
+  rules:
+    orders_quality:
+      kind: quality
+      table: orders
+      below: 0.99
+      severity: critical
+      summary: "orders: only {value} of the rows pass the contract"
 processors:
   sensors:
     input: {topic: readings}
@@ -127,7 +135,9 @@ def test_dashboard_after_real_runs(hw, served, browser, tmp_path: Path) -> None:
     assert page.locator("#pipelines .badge-succeeded").count() == 2
     assert "orders · type(ordered_at)" in page.inner_text("#quarantine")
     assert page.locator("#quarantine ul.reasons li").count() >= 5
-    assert "no alerts" in page.inner_text("#alerts")
+    # the quality rule fired after the ingest run
+    assert "orders_quality" in page.inner_text("#alerts")
+    assert page.inner_text("[data-tile='alerts firing'] .tile-value") == "1"
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
 
     # an alert fires: it is on the page within one refresh, without reloading
@@ -136,17 +146,27 @@ def test_dashboard_after_real_runs(hw, served, browser, tmp_path: Path) -> None:
           "readings"))
     ok(hw("-p", str(root), "stream", "run", "sensors", "--flush"))
     fired = time.monotonic()
-    page.wait_for_selector("#alerts .alert-banner", timeout=(2 * REFRESH_S + 3) * 1000)
+    page.wait_for_function(
+        "document.querySelector(\"[data-tile='alerts firing'] .tile-value\").textContent == '2'",
+        timeout=(2 * REFRESH_S + 3) * 1000)
     assert time.monotonic() - fired <= 2 * REFRESH_S + 3
     alerts = page.inner_text("#alerts")
-    assert "pump-7 temp" in alerts and "jump" in alerts and "critical" in alerts
-    assert page.inner_text("[data-tile='alerts firing'] .tile-value") == "1"
+    assert "device=pump-7" in alerts and "jump" in alerts and "metric=temp" in alerts
     assert "sensors" in page.inner_text("#freshness")
     page.screenshot(path=str(tmp_path / "dashboard-alert.png"), full_page=True)
 
-    # replay a quarantine from the page with the API key
+    # silence the quality alert from the page with the API key (asked once per tab)
     page.once("dialog", lambda dialog: dialog.accept(KEY))
-    page.click("button[data-action='replay'][data-table='customers']")
+    page.locator("#alerts tr", has_text="orders_quality").locator("button").click()
+    page.wait_for_selector("#toast.show")
+    assert "silenced for 1h" in page.inner_text("#toast"), served_log(hw.cwd)
+    page.wait_for_selector("#alerts .badge-silenced")
+    assert "silenced from the dashboard" in page.inner_text("#alerts")
+    assert page.inner_text("[data-tile='alerts firing'] .tile-value") == "1"
+    page.wait_for_selector("#toast:not(.show)")
+
+    # replay a quarantine: the key is remembered
+    page.click("#quarantine button:has-text('replay customers')")
     page.wait_for_selector("#toast.show")
     assert "replayed customers" in page.inner_text("#toast"), served_log(hw.cwd)
     assert page.evaluate("document.body.dataset.actions") == "on"

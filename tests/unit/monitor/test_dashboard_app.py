@@ -11,11 +11,18 @@ from headwater.monitor.dashboard import collect, create_app
 from headwater.quickstart._init import init_project
 
 KEY = "test-key-0123456789"
+RULES = """
+alerts:
+  rules:
+    orders_quality: {kind: quality, table: orders, below: 0.99, severity: critical}
+"""
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     root = init_project(tmp_path_factory.mktemp("dash") / "shop")
+    with (root / "headwater.yaml").open("a") as file:
+        file.write(RULES)
     project = load_project(root)
     for name in project.pipelines:
         run_pipeline(project, name)
@@ -32,6 +39,9 @@ def test_collect_reads_runs_quality_and_the_quarantine(shop) -> None:
     assert {r["table_name"] for r in snap.quarantine} == {"orders", "customers"}
     assert all(r["reasons"] for r in snap.quarantine_rows)
     assert snap.models == [] and snap.processors == []
+    assert [a["rule"] for a in snap.alerts] == ["orders_quality"]
+    assert [a["rule"] for a in snap.firing] == ["orders_quality"]
+    assert [e["status"] for e in snap.alert_events] == ["firing"]
 
 
 def test_page_static_files_and_json(shop) -> None:
@@ -70,6 +80,26 @@ def test_actions_need_the_key(shop) -> None:
     # nothing changed in the contract: every replayed row is quarantined again, none lost
     assert answer["quarantined"] + answer["loaded"] == answer["read"]
     assert collect(shop).quarantine_waiting == before
+
+
+def test_silence_and_unsilence_from_the_dashboard(shop) -> None:
+    client = TestClient(create_app(shop, api_key=KEY))
+    key = {"X-API-Key": KEY}
+    body = {"matchers": {"rule": "orders_quality"}, "duration": "2h", "comment": "feed fix"}
+    assert client.post("/api/alerts/silence", json=body).status_code == 401
+    made = client.post("/api/alerts/silence", json=body, headers=key)
+    assert made.status_code == 200, made.text
+    assert "rule=orders_quality" in made.json()["message"]
+    snap = collect(shop)
+    assert snap.firing == [] and snap.alerts[0]["silenced_by"] == made.json()["id"]
+    assert snap.silences[0]["comment"] == "feed fix"
+    page = client.get("/content").text
+    assert "badge-silenced" in page and "feed fix" in page
+    bad = client.post("/api/alerts/silence", json={**body, "duration": "soon"}, headers=key)
+    assert bad.status_code == 400  # a user's mistake, said as such
+    ended = client.post("/api/alerts/unsilence", json={"id": made.json()["id"]}, headers=key)
+    assert ended.status_code == 200 and [a["rule"] for a in collect(shop).firing] == [
+        "orders_quality"]
 
 
 def test_without_fastapi_the_error_names_the_extra(shop, monkeypatch) -> None:

@@ -139,6 +139,16 @@ def test_bars_and_strip() -> None:
     assert run_strip(["succeeded", "failed"]).count("<span class=\"tick-") == 2
 
 
+def test_silenced_and_inhibited_alerts_are_not_firing() -> None:
+    snap = Snapshot(project="p", taken_at=T0, alerts=[
+        {"rule": "a", "status": "firing"}, {"rule": "b", "status": "firing", "silenced_by": "x"},
+        {"rule": "c", "status": "firing", "inhibited": True}])
+    assert [a["rule"] for a in snap.firing] == ["a"]
+    html = content(snap, actions=True)
+    assert html.count("badge-silenced") == 1 and html.count("badge-inhibited") == 1
+    assert html.count('data-url="/api/alerts/silence"') == 2  # not on the silenced one
+
+
 def test_ago() -> None:
     assert ago(5) == "5 s ago" and ago(None) == "never"
 

@@ -124,14 +124,44 @@ def create_app(project: Project, *, api_key: str | None = None, refresh_s: int =
         from headwater.ingest._run import replay_table
 
         with snapshots.lock:
-            try:
-                run = replay_table(project, table, store=store, pipeline=pipeline)
-            except HeadwaterError as exc:
-                raise HTTPException(400, exc.message + (f" ({exc.hint})" if exc.hint else "")) \
-                    from None
+            run = _act(lambda: replay_table(project, table, store=store, pipeline=pipeline))
             snapshots.clear()
         return {"run_id": run.id, "status": run.status, "read": run.rows_read,
-                "loaded": run.rows_loaded, "quarantined": run.rows_quarantined}
+                "loaded": run.rows_loaded, "quarantined": run.rows_quarantined,
+                "message": f"replayed {table}: {run.rows_loaded:,} loaded, "
+                           f"{run.rows_quarantined:,} still quarantined (run {run.id})"}
+
+    @app.post("/api/alerts/silence", dependencies=[Depends(authorised)])
+    def silence(matchers: dict[str, str] = Body(..., embed=True),
+                duration: str = Body("1h", embed=True),
+                comment: str | None = Body(None, embed=True)) -> dict[str, Any]:
+        from headwater.monitor.alerts import alert_store
+        from headwater.monitor.alerts import silence as add_silence
+
+        made = _act(lambda: add_silence(alert_store(project), matchers, duration=duration,
+                                        comment=comment, created_by="dashboard"))
+        snapshots.clear()
+        return {"id": made.id, "ends_at": made.ends_at,
+                "message": f"silenced for {duration}: "
+                           + ", ".join(f"{k}={v}" for k, v in sorted(matchers.items()))
+                           + f" (silence {made.id})"}
+
+    @app.post("/api/alerts/unsilence", dependencies=[Depends(authorised)])
+    def unsilence(id: str = Body(..., embed=True)) -> dict[str, Any]:
+        from headwater.monitor.alerts import alert_store
+        from headwater.monitor.alerts import unsilence as end_silence
+
+        ended = _act(lambda: end_silence(alert_store(project), id))
+        snapshots.clear()
+        return {"id": ended.id, "message": f"silence {ended.id} ended"}
+
+    def _act(action: Any) -> Any:
+        """Run an action; a user's mistake (HeadwaterError) answers 400 with its message."""
+        try:
+            return action()
+        except HeadwaterError as exc:
+            raise HTTPException(400, exc.message + (f" ({exc.hint})" if exc.hint else "")) \
+                from None
 
     return app
 

@@ -66,14 +66,20 @@ class Snapshot:
     quarantine_waiting: int = 0     # rows waiting in the quarantine, every table and store
     quarantined: Series = field(default_factory=dict)
     processors: list[dict[str, Any]] = field(default_factory=list)
+    #: firing now (rules and streams); fired / resolved events, newest first; silences
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alert_events: list[dict[str, Any]] = field(default_factory=list)
+    silences: list[dict[str, Any]] = field(default_factory=list)
+    #: the stream processors' alerts tables, when their alerts are not routed as alerts
     stream_alerts: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
     def firing(self) -> list[dict[str, Any]]:
-        """Alerts firing now."""
-        return [a for a in self.stream_alerts if a.get("status") == "firing"]
+        """Alerts firing now that nobody silenced and no greater alert inhibits."""
+        return ([a for a in self.alerts if not a.get("silenced_by") and not a.get("inhibited")]
+                + [a for a in self.stream_alerts if a.get("status") == "firing"])
 
 
 
@@ -197,6 +203,25 @@ def processor_view(status: Any, *, now: datetime) -> dict[str, Any]:
             "active_alerts": last.get("active_alerts"), "anomalies": last.get("anomalies")}
 
 
+def alert_rate(events: Iterable[dict[str, Any]], *, bucket_s: int = 3600) -> Series:
+    """Alerts that fired per ``bucket_s`` (an hour), by severity, oldest first.
+
+    >>> t = datetime(2026, 1, 1, 10, 20, tzinfo=UTC)
+    >>> alert_rate([{"status": "firing", "severity": "critical", "time": t},
+    ...             {"status": "resolved", "severity": "critical", "time": t}])["critical"][0][1]
+    1.0
+    """
+    counts: dict[str, dict[float, int]] = {}
+    for event in events:
+        if event.get("status") != "firing" or event.get("time") is None:
+            continue
+        start = event["time"].timestamp() // bucket_s * bucket_s
+        by = counts.setdefault(event.get("severity") or "warning", {})
+        by[start] = by.get(start, 0) + 1
+    return {severity: [(datetime.fromtimestamp(t, UTC), float(n)) for t, n in sorted(by.items())]
+            for severity, by in sorted(counts.items())}
+
+
 # --- I/O ---------------------------------------------------------------------------------------
 
 def _panel(problems: list[str], what: str, read: Callable[[], Any], default: Any) -> Any:
@@ -259,6 +284,16 @@ def _quarantine(project: Project, stores: list[str], samples: int
     return counts, rows, total
 
 
+def _alert_panels(project: Project, since: datetime
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    from headwater.monitor.alerts import active_alerts, alert_history, alert_store
+
+    store = alert_store(project)
+    silences = [{**vars(s), "ends": datetime.fromtimestamp(s.ends_at, UTC)}
+                for s in store.silences()]
+    return active_alerts(store), alert_history(store, since, limit=200), silences
+
+
 def _models(project: Project) -> list[dict[str, Any]]:
     if project.ml.tracking_uri is None and not (project.state_dir / "mlflow.db").exists():
         return []
@@ -289,7 +324,7 @@ def collect(project: Project, *, now: datetime | None = None, days: float = 7,
     problems = snap.problems
     runs = _panel(problems, "run records", lambda: run_store(project).list(
         limit=max_runs, since=now - timedelta(days=days), reports=True), [])
-    snap.runs = runs[:50]
+    snap.runs = [{k: v for k, v in r.items() if k != "report"} for r in runs[:50]]
     snap.pipelines = pipeline_views(project, runs, now=now)
     snap.rates, snap.loaded, snap.durations, snap.quarantined = ingestion_series(runs)
     snap.quality, snap.rule_quality, snap.rules = quality_series(runs)
@@ -297,13 +332,17 @@ def collect(project: Project, *, now: datetime | None = None, days: float = 7,
     stores = [s for s in stores if s in project.stores]
     snap.quarantine, snap.quarantine_rows, snap.quarantine_waiting = _panel(
         problems, "quarantine", lambda: _quarantine(project, stores, samples), ([], [], 0))
+    snap.alerts, snap.alert_events, snap.silences = _panel(
+        problems, "alerts", lambda: _alert_panels(project, now - timedelta(days=days)),
+        ([], [], []))
     if project.processors:
         from headwater.stream import processor_status
 
         statuses = _panel(problems, "stream processors", lambda: processor_status(project), [])
         snap.processors = [processor_view(s, now=now) for s in statuses]
-        snap.stream_alerts = _panel(problems, "stream alerts",
-                                    lambda: _stream_alerts(project, 50), [])
+        if not project.alerts.stream:  # else they are among the alerts above
+            snap.stream_alerts = _panel(problems, "stream alerts",
+                                        lambda: _stream_alerts(project, 50), [])
     cached = _MODELS.setdefault(str(project.root), _Cached())
     if time.monotonic() - cached.at >= models_every_s:
         cached.value = _panel(problems, "models", lambda: _models(project), [])

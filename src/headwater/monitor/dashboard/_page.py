@@ -7,12 +7,13 @@ refresh and swaps in (the same HTML, so the page also works with scripts off, re
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 from headwater.monitor.dashboard._charts import bars, line_chart, number, percent, run_strip
-from headwater.monitor.dashboard._data import Snapshot
+from headwater.monitor.dashboard._data import Snapshot, alert_rate
 
 
 def ago(seconds: float | None) -> str:
@@ -113,18 +114,66 @@ def _summary(snap: Snapshot) -> str:
     return f'<div class="tiles">{cells}</div>'
 
 
+def _labels(labels: dict[str, Any]) -> str:
+    shown = {k: v for k, v in (labels or {}).items() if k not in ("rule", "severity")}
+    return " ".join(f'<span class="label">{_e(k)}={_e(v)}</span>' for k, v in sorted(shown.items()))
+
+
+def _unix(value: float | None) -> str:
+    return _when(datetime.fromtimestamp(value, UTC)) if value else "–"
+
+
+def _button(label: str, url: str, body: dict[str, Any], *, actions: bool, hint: str) -> str:
+    """A button that POSTs ``body`` to ``url`` with the API key (dashboard.js)."""
+    title = hint if actions else ("actions need an API key: start the dashboard with "
+                                  "HEADWATER_MONITOR_API_KEY set")
+    return (f'<button type="button" class="action" data-action="post" data-url="{_e(url)}" '
+            f"data-body='{_e(json.dumps(body, sort_keys=True))}'"
+            f'{"" if actions else " disabled"} title="{_e(title)}">{_e(label)}</button>')
+
+
 def _alerts(snap: Snapshot, actions: bool) -> str:
-    del actions  # silencing arrives with alert rules' silences
     firing = snap.firing
-    rows = [[_badge(a.get("severity")), _badge(a.get("status")), _e(a.get("processor")),
-             _e(a.get("detector")), _e(a.get("series")), _when(a.get("first_seen")),
-             _when(a.get("last_seen")), _e(a.get("count")), _e(a.get("reason"))]
-            for a in snap.stream_alerts]
-    body = _table(["severity", "status", "source", "detector", "series", "since", "last seen",
-                   "count", "reason"], rows, numeric={7},
-                  empty="no alerts: nothing has fired")
     head = (f'<p class="alert-banner">{len(firing)} alert(s) firing</p>' if firing else "")
-    return _card("Alerts", head + body, id_="alerts", wide=True)
+    active = []
+    for a in snap.alerts:
+        state = ("silenced" if a.get("silenced_by") else "inhibited" if a.get("inhibited")
+                 else a.get("status"))
+        matchers = {k: str(v) for k, v in (a.get("labels") or {}).items()}
+        act = "" if a.get("silenced_by") else _button(
+            "silence 1 h", "/api/alerts/silence",
+            {"matchers": matchers, "duration": "1h", "comment": "silenced from the dashboard"},
+            actions=actions, hint="hold back notifications of this alert for an hour")
+        active.append([_badge(a.get("severity")), _badge(state),
+                       f"<strong>{_e(a.get('rule'))}</strong><span class=sub>"
+                       f"{_e(a.get('origin'))}</span>", _labels(a.get("labels")),
+                       _e(a.get("summary")), _unix(a.get("fired_at")), act])
+    for a in snap.stream_alerts:  # the processors' own tables, when not routed as alerts
+        active.append([_badge(a.get("severity")), _badge(a.get("status")),
+                       f"<strong>{_e(a.get('detector'))}</strong><span class=sub>"
+                       f"{_e(a.get('processor'))}</span>", _e(a.get("series")),
+                       f"{_e(a.get('reason'))} ({_e(a.get('count'))}×)",
+                       _when(a.get("first_seen")), ""])
+    body = head + _table(["severity", "state", "rule", "labels", "summary", "since", ""], active,
+                         empty="no alerts: nothing is firing")
+    if snap.silences:
+        rows = [[f"<code>{_e(s['id'])}</code>", _labels(s["matchers"]) or "–", _when(s["ends"]),
+                 _e(s.get("comment")), _e(s.get("created_by")),
+                 _button("end", "/api/alerts/unsilence", {"id": s["id"]}, actions=actions,
+                         hint="end this silence now")]
+                for s in snap.silences]
+        body += "<h3>silences</h3>" + _table(["id", "matching", "until", "comment", "by", ""],
+                                              rows)
+    if snap.alert_events:
+        history = [[_when(e.get("time")), _badge(e.get("status")), _badge(e.get("severity")),
+                    _e(e.get("rule")), _labels(e.get("labels")), _e(e.get("summary"))]
+                   for e in snap.alert_events[:15]]
+        chart = line_chart(alert_rate(snap.alert_events), label="alerts fired per hour",
+                           width=900, height=150)
+        body += ("<h3>history</h3>"
+                 + _table(["when", "event", "severity", "rule", "labels", "summary"], history)
+                 + f'<h3>fired per hour</h3><div class="narrow">{chart}</div>')
+    return _card("Alerts", body, id_="alerts", wide=True)
 
 
 def _pipelines(snap: Snapshot) -> str:
@@ -211,12 +260,10 @@ def _quarantine(snap: Snapshot, actions: bool) -> str:
     ranking = bars([(f"{r['table_name']} · {r['rule']}", float(r["n_rows"]))
                     for r in snap.quarantine[:12]])
     tables = list(dict.fromkeys((r["table_name"], r["store"]) for r in snap.quarantine))
-    hint = ("load these rows again with the current contract" if actions
-            else "actions need an API key: start the dashboard with HEADWATER_MONITOR_API_KEY set")
     buttons = "".join(
-        f'<button type="button" class="action" data-action="replay" data-table="{_e(t)}" '
-        f'data-store="{_e(s)}"{"" if actions else " disabled"} title="{_e(hint)}">'
-        f"replay {_e(t)}</button>" for t, s in tables)
+        _button(f"replay {t}", "/api/quarantine/replay", {"table": t, "store": st},
+                actions=actions, hint="load these rows again with the current contract")
+        for t, st in tables)
     samples = _table(
         ["table", "from", "raw row", "reasons"],
         [[_e(r["table_name"]), f'{_e(r["source"])}<span class=sub>{_e(r["unit"])} '

@@ -62,27 +62,26 @@
     }
     button.disabled = true;
     try {
-      const response = await fetch("/api/quarantine/replay", {
+      const response = await fetch(button.dataset.url, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-API-Key": key },
-        body: JSON.stringify({ table: button.dataset.table, store: button.dataset.store })
+        body: button.dataset.body
       });
       const answer = await response.json();
       if (response.status === 401) sessionStorage.removeItem("headwater-api-key");
-      if (!response.ok) { say("replay failed: " + (answer.detail || response.status)); return; }
+      if (!response.ok) { say("not done: " + (answer.detail || response.status)); return; }
       sessionStorage.setItem("headwater-api-key", key);
-      say("replayed " + button.dataset.table + ": " + answer.loaded + " loaded, " +
-          answer.quarantined + " still quarantined (run " + answer.run_id + ")");
+      say(answer.message);
       refresh();
     } catch (error) {
-      say("replay failed: " + error);
+      say("not done: " + error);
     } finally {
       button.disabled = false;
     }
   }
 
   main.addEventListener("click", function (event) {
-    const button = event.target.closest("button[data-action='replay']");
+    const button = event.target.closest("button[data-action='post']");
     if (button && !button.disabled) act(button);
   });
   document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
