@@ -126,18 +126,53 @@ def _reason(payload: bytes | None, schema: pa.Schema) -> str:
 def quarantine_payloads(records: pa.Table, bad: list[int], reasons: list[str], *, topic: str,
                         run_id: str, pipeline: str, table: str, first: int) -> pa.Table:
     """Quarantine rows (``QUARANTINE_SCHEMA``) for the records at ``bad``: the payload as text,
-    ``topic[partition]`` and the offset as where, the reason; ids ``run_id:first+i``. Built row
-    by row: there are few, and only on this path."""
+    ``topic[partition]`` and the offset as where, the reason; ids ``run_id:first+i``."""
+    picked = records.select(["partition", "offset", "value"]).take(pa.array(bad, pa.int64()))
+    sources = pc.binary_join_element_wise(
+        pa.scalar(f"{topic}["), pc.cast(picked.column("partition"), pa.string()),
+        pa.scalar("]"), "")
+    return quarantine_rows(raw=picked.column("value"), sources=sources,
+                           positions=picked.column("offset"), unit="offset",
+                           rules=[["payload"]] * len(bad), reasons=[[r] for r in reasons],
+                           run_id=run_id, pipeline=pipeline, table=table, first=first)
+
+
+def payload_text(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Payloads as text for the quarantine: UTF-8, bad bytes escaped (``\\xff``)."""
+    if not (pa.types.is_binary(raw.type) or pa.types.is_large_binary(raw.type)):
+        return raw
+    try:
+        return pc.cast(raw, pa.string())
+    except pa.ArrowInvalid:       # not UTF-8: one call per payload, only on this path
+        return pa.array([None if v is None else v.decode("utf-8", "backslashreplace")
+                         for v in raw.to_pylist()], pa.string())
+
+
+def quarantine_rows(*, raw: pa.Array | pa.ChunkedArray, sources: pa.Array | pa.ChunkedArray,
+                    positions: pa.Array | pa.ChunkedArray, unit: str,
+                    rules: list[list[str]] | pa.Array | pa.ChunkedArray,
+                    reasons: list[list[str]] | pa.Array | pa.ChunkedArray, run_id: str,
+                    pipeline: str, table: str, first: int) -> pa.Table:
+    """Quarantine rows (``QUARANTINE_SCHEMA``) from columns: the raw payload or row (bytes are
+    decoded as UTF-8, bad bytes escaped), where it came from, every rule it failed and why;
+    ids ``run_id:first+i``."""
     from headwater.store import QUARANTINE_SCHEMA
 
-    rows = records.select(["partition", "offset", "value"]).take(
-        pa.array(bad, pa.int64())).to_pylist()
+    n = len(raw)
+    raw = payload_text(raw)
+    ids = pc.binary_join_element_wise(
+        pa.scalar(f"{run_id}:"), pc.cast(pa.array(np.arange(first, first + n)), pa.string()), "")
     now = datetime.now(UTC)
-    return pa.Table.from_pylist([{
-        "id": f"{run_id}:{first + i}", "run_id": run_id, "pipeline": pipeline,
-        "table_name": table, "source": f"{topic}[{row['partition']}]",
-        "position": int(row["offset"]), "unit": "offset",
-        "raw": row["value"].decode("utf-8", "backslashreplace") if row["value"] else None,
-        "rules": ["payload"], "reasons": [reason], "quarantined_at": now, "replayed_by": None,
-    } for i, (row, reason) in enumerate(zip(rows, reasons, strict=True))],
-        schema=QUARANTINE_SCHEMA)
+    return pa.table({
+        "id": ids, "run_id": pa.array([run_id] * n, pa.string()),
+        "pipeline": pa.array([pipeline] * n, pa.string()),
+        "table_name": pa.array([table] * n, pa.string()),
+        "source": pc.cast(sources, pa.string()), "position": pc.cast(positions, pa.int64()),
+        "unit": pa.array([unit] * n, pa.string()), "raw": pc.cast(raw, pa.string()),
+        "rules": pa.array(rules, pa.list_(pa.string())) if isinstance(rules, list)
+        else pc.cast(rules, pa.list_(pa.string())),
+        "reasons": pa.array(reasons, pa.list_(pa.string())) if isinstance(reasons, list)
+        else pc.cast(reasons, pa.list_(pa.string())),
+        "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        "replayed_by": pa.nulls(n, pa.string()),
+    }, schema=QUARANTINE_SCHEMA)

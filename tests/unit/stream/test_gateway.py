@@ -57,3 +57,50 @@ def test_every_payload_is_a_reading_or_a_rejection(payloads):
     out = normalise(pa.array(payloads, pa.binary()), received_ms=0)
     assert out.readings.height + len(out.bad) == len(payloads)
     assert len(out.bad) == len(out.reasons) == len(set(out.bad))
+
+
+def test_the_gateway_validates_with_a_contract_and_quarantines_every_reason(tmp_path):
+    from pathlib import Path
+
+    from headwater.brokers import EmbeddedBroker
+    from headwater.contract import Contract
+    from headwater.store import DuckDBStore
+    from headwater.stream.iot import publish_simulation, run_gateway
+
+    contract = Contract.load(Path(__file__).parents[3] / "examples" / "iot" / "contracts"
+                             / "readings.yaml")
+    sim = simulate(devices=8, seconds=5, faults=["malformed"], fault_share=0.3, seed=4)
+    extra = [b'{"id": "h1", "device": "d", "metric": "humidity", "value": 130, "unit": "%", '
+             b'"ts": 1}', b"d,temperature,-500,C,2,t1", b"bad device!,humidity,5,%,3,x1"]
+    broker, store = EmbeddedBroker(tmp_path / "log"), DuckDBStore(tmp_path / "wh.duckdb")
+    publish_simulation(sim, broker, "raw", partitions=2)
+    broker.produce("raw", pa.table({"key": pa.array([b"d"] * 3),
+                                    "value": pa.array(extra, pa.binary())}))
+    result = run_gateway(broker, "raw", "readings", store=store, contract=contract)
+    malformed = int(sim.messages["malformed"].sum())
+    assert result.payloads == sim.messages.height + 3
+    assert result.rejected == malformed + 3
+    assert result.readings == sim.messages.height - malformed
+    rows = store.query("SELECT source, position, rules, reasons, raw FROM _hw_quarantine "
+                       "WHERE NOT list_contains(rules, 'payload')").to_pylist()
+    assert sorted(r["rules"][0] for r in rows) == [
+        "pattern(device)", "rule(humidity_is_a_share)", "rule(temperature_is_physical)"]
+    assert all(r["source"].startswith("raw[") and r["position"] >= 0 for r in rows)
+    assert any("humidity must be between 0 and 100" in r["reasons"][0] for r in rows)
+    store.close()
+    broker.close()
+
+
+def test_mqtt_urls():
+    import pytest
+
+    from headwater.core import ConfigError
+    from headwater.stream.iot import is_mqtt_url, parse_mqtt_url
+
+    endpoint = parse_mqtt_url("mqtt://gw:s%40cret@broker.local")
+    assert (endpoint.host, endpoint.port, endpoint.username, endpoint.password) == (
+        "broker.local", 1883, "gw", "s@cret")
+    assert "cret" not in str(endpoint)
+    assert is_mqtt_url("mqtt://127.0.0.1:1883") and not is_mqtt_url("embedded")
+    with pytest.raises(ConfigError, match="not an MQTT broker URL"):
+        parse_mqtt_url("http://x")

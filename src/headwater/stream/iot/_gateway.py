@@ -50,6 +50,8 @@ class Normalised:
     readings: pl.DataFrame
     bad: list[int]
     reasons: list[str]
+    #: For each reading, the index of the payload it came from.
+    origin: pl.Series | None = None
 
 
 def normalise(payloads: pa.Array | pa.ChunkedArray, *, received_ms: pa.Array | int,
@@ -101,11 +103,12 @@ def normalise(payloads: pa.Array | pa.ChunkedArray, *, received_ms: pa.Array | i
         arrival, on="_row", how="left", maintain_order="left").with_columns(
         message_id=pl.coalesce(pl.col("id"), pl.format("{}-{}", pl.col("device"),
                                                         pl.col("ts").cast(pl.String))))
+    origin = readings["_row"]
     readings = readings.select(pl.col("device"), "gateway", "metric", "value", "unit",
                                event_time=pl.col("ts"), ingest_time=pl.col("ingest_time"),
                                message_id=pl.col("message_id"))
     order = sorted(bad)
-    return Normalised(readings, order, [bad[i] for i in order])
+    return Normalised(readings, order, [bad[i] for i in order], origin)
 
 
 def _csv(lines: pa.Array, rows: pa.Array) -> tuple[pl.DataFrame, dict[int, str]]:
