@@ -52,3 +52,62 @@ def test_unknown_processor_is_one_line(hw):
 def test_quickstart_iot_step(hw):
     out = ok(hw("quickstart", "demo", "--only", "iot"))
     assert "detectors against the injected faults" in out and "alerts raised" in out
+
+
+LAKE = """
+  lake:
+    kind: delta
+    uri: .headwater/lake
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_devices_over_mqtt_through_the_gateway_into_the_lake(hw):
+    """simulate → Mosquitto → gateway (contract) → embedded log → processor → Delta, queried
+    with `headwater sql --store lake`."""
+    import shutil
+    import subprocess
+    import uuid
+    from pathlib import Path
+
+    from tests.conftest import require_service
+    from tests.e2e.conftest import HEADWATER
+
+    require_service("mosquitto")
+    tag = uuid.uuid4().hex[:10]
+    ok(hw("init", "p"))
+    root = hw.cwd / "p"
+    text = (root / "headwater.yaml").read_text().replace("\npipelines:", LAKE + "\npipelines:")
+    (root / "headwater.yaml").write_text(text + PROCESSOR.replace(
+        "input: {topic: iot_readings}", "input: {topic: iot_readings}\n"
+        "    outputs: {store: lake}\n    contract: contracts/readings.yaml"))
+    shutil.copy(Path(__file__).parents[2] / "examples" / "iot" / "contracts" / "readings.yaml",
+                root / "contracts" / "readings.yaml")
+    p = ["-p", str(root)]
+    prefix = f"hwtest/{tag}"
+    gateway = subprocess.Popen(
+        [HEADWATER, *p, "iot", "gateway", "--from", "mqtt://127.0.0.1:1883", "--topics",
+         f"{prefix}/#", "--group", f"g-{tag}", "--name", f"gw-{tag}", "--contract",
+         "contracts/readings.yaml", "--idle", "4"],
+        cwd=hw.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = ok(hw(*p, "iot", "simulate", "--devices", "20", "--seconds", "20", "--faults",
+                "spike,malformed,duplicate", "--broker", "mqtt://127.0.0.1:1883", "--qos", "1",
+                "--prefix", prefix))
+    sent = int(re.search(r"published ([\d,]+) messages", out).group(1).replace(",", ""))
+    gw_out, gw_err = gateway.communicate(timeout=120)
+    assert gateway.returncode == 0, gw_out + gw_err
+    row = re.search(r"│\s*([\d,]+)\s*│\s*([\d,]+)\s*│\s*([\d,]+)\s*│", gw_out)
+    payloads, readings, rejected = (int(g.replace(",", "")) for g in row.groups())
+    assert payloads == sent and readings + rejected == sent and rejected > 0
+    ok(hw(*p, "stream", "run", "sensors", "--flush"))
+    counted = ok(hw(*p, "sql", "--store", "lake", "--csv",
+                    "SELECT count(*) AS n FROM sensors_readings"))
+    duplicates = ok(hw(*p, "sql", "--store", "lake", "--csv",
+                       "SELECT count(*) - count(DISTINCT message_id) AS d FROM sensors_readings"))
+    assert int(duplicates.split()[-1]) == 0
+    assert 0 < int(counted.split()[-1]) <= readings
+    assert int(ok(hw(*p, "sql", "--store", "lake", "--csv",
+                     "SELECT count(*) AS n FROM sensors_windows_w10s")).split()[-1]) > 0
+    status = ok(hw(*p, "stream", "status"))
+    assert "sensors" in status and "iot_readings" in status

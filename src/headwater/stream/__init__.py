@@ -34,6 +34,7 @@ _EXPORTS = {
     "AlertTracker": "headwater.stream._alerts",
     "Processor": "headwater.stream._processor",
     "ProcessorResult": "headwater.stream._processor",
+    "Committed": "headwater.stream._processor",
     "decode_json": "headwater.stream._decode",
     "ProcessorStatus": "headwater.stream._run",
     "member_partitions": "headwater.stream._run",

@@ -31,17 +31,19 @@ import pyarrow.compute as pc
 
 from headwater._version import __version__
 from headwater.brokers import Broker, Consumer
-from headwater.core import ConfigError, HeadwaterError
+from headwater.core import POSITION, ConfigError, HeadwaterError
 from headwater.monitor import get_logger, metrics, run
 from headwater.store import QUARANTINE_SCHEMA, Store
 from headwater.stream._alerts import AlertTracker
-from headwater.stream._decode import decode_json, quarantine_payloads
+from headwater.stream._decode import decode_json, quarantine_payloads, quarantine_rows
 from headwater.stream._dedupe import Deduplicator
 from headwater.stream._detectors import DETECTORS, Detector
+from headwater.stream._validate import validate_events
 from headwater.stream._windows import Hopping, Session, Tumbling, WindowOperator
 
 if TYPE_CHECKING:
     from headwater.config._stream import DetectorSpec, ProcessorSpec, WindowSpec
+    from headwater.contract import Contract
     from headwater.monitor import Run
     from headwater.store import RunStore
 
@@ -123,6 +125,22 @@ class BatchResult:
 
 
 @dataclass
+class Committed:
+    """What one micro-batch committed, handed to the processor's ``sinks`` after the commit:
+    the tables written (name → rows as written) and the alerts it opened and resolved."""
+
+    tables: dict[str, pl.DataFrame]
+    opened: pl.DataFrame
+    resolved: pl.DataFrame
+    #: Wall clock (ms since the epoch) right after the commit.
+    committed_ms: int
+
+
+#: Called with every :class:`Committed`, e.g. to hand alerts on (webhook, pager, a test).
+Sink = Callable[[Committed], None]
+
+
+@dataclass
 class ProcessorResult:
     """What a run of a processor did, in total."""
 
@@ -152,13 +170,23 @@ class Processor:
         Where it reads and where it writes (outputs, quarantine, state, positions).
     partitions:
         The partitions this process owns (default: every partition of the topic).
+    sinks:
+        Called after every commit with what it wrote (:class:`Committed`). Alerts always go
+        to the log as well (one line per batch that opened or resolved any).
+    contract:
+        The contract (:class:`headwater.contract.Contract`) events must pass, the processor's
+        ``contract:`` file; failures go to the quarantine with their broker position and
+        every reason.
     """
 
     def __init__(self, name: str, spec: ProcessorSpec, *, broker: Broker, store: Store,
                  partitions: Sequence[int] | None = None,
-                 on_alerts: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+                 on_alerts: Callable[[list[dict[str, Any]]], None] | None = None,
+                 sinks: Sequence[Sink] = (), contract: Contract | None = None) -> None:
         self.name = name
         self.on_alerts = on_alerts
+        self.sinks = list(sinks)
+        self.contract = contract
         self.spec = spec
         self.broker = broker
         self.store = store
@@ -175,6 +203,7 @@ class Processor:
             raise ConfigError(f"processor {self.name!r}: two windows share a name")
         self.detectors = [build_detector(d, spec) for d in spec.detectors]
         self.metrics_of = [d.metrics for d in spec.detectors]
+        self.checker = self.contract.checker() if self.contract is not None else None
         self.dedupe = Deduplicator(_ms(spec.dedupe), id=spec.id, time=spec.time,
                                    partition=_PARTITION) if spec.dedupe and spec.id else None
         self.alerts = AlertTracker(
@@ -294,6 +323,13 @@ class Processor:
         events = events.with_columns(
             pl.col("ingest_time").fill_null(pl.col(spec.time)))
         quarantine = self._quarantine(records, decoded.bad, decoded.reasons, current)
+        if self.checker is not None and events.height:
+            checked = validate_events(self.checker, events, keep=(_PARTITION, _OFFSET))
+            if checked.invalid.num_rows:
+                quarantine = pa.concat_tables([quarantine, self._quarantine_invalid(
+                    events, checked.invalid, current)])
+            events = checked.valid
+            out.duplicates += checked.dropped
         out.quarantined = quarantine.num_rows
         if self.dedupe is not None:
             events, out.duplicates = self.dedupe.process(events)
@@ -342,6 +378,7 @@ class Processor:
             if middle is not None:
                 metrics.EVENT_LATENCY.labels(self.name).observe(
                     max(0.0, time.time() - float(middle) / 1000))  # type: ignore[arg-type]
+        self._hand_on(writes, changes.opened, changes.resolved)
         labels = (self.pipeline, spec.input.topic, readings or "")
         metrics.ROWS.labels(*labels, "read").inc(out.records)
         metrics.ROWS.labels(*labels, "loaded").inc(out.events)
@@ -389,6 +426,21 @@ class Processor:
             pipeline=self.pipeline, table=self._table(self.spec.outputs.readings) or self.name,
             first=first)
 
+    def _quarantine_invalid(self, events: pl.DataFrame, invalid: pa.Table,
+                            current: Run) -> pa.Table:
+        """Quarantine rows for events that failed the contract, at their broker position."""
+        where = events.select(_PARTITION, _OFFSET).to_arrow().take(
+            invalid.column(POSITION).combine_chunks())
+        first = self._quarantined
+        self._quarantined += invalid.num_rows
+        return quarantine_rows(
+            raw=invalid.column("raw"), sources=pc.binary_join_element_wise(
+                pa.scalar(f"{self.spec.input.topic}["),
+                pc.cast(where.column(_PARTITION), pa.string()), pa.scalar("]"), ""),
+            positions=where.column(_OFFSET), unit="offset", rules=invalid.column("rules"),
+            reasons=invalid.column("reasons"), run_id=current.id, pipeline=self.pipeline,
+            table=self._table(self.spec.outputs.readings) or self.name, first=first)
+
     def _commit(self, writes: list[tuple[str, pl.DataFrame, str, list[str] | None]],
                 quarantine: pa.Table, records: pa.Table, current: Run) -> None:
         offsets = _last_offsets(records)
@@ -401,6 +453,14 @@ class Processor:
             tx.write(STATE_TABLE, state, mode="merge", primary_key=["processor", "partition"])
             for partition, offset in offsets.items():
                 tx.set_state(str(partition), {"offset": offset})
+
+    def _hand_on(self, writes: list[tuple[str, pl.DataFrame, str, list[str] | None]],
+                 opened: pl.DataFrame, resolved: pl.DataFrame) -> None:
+        if self.sinks:
+            done = Committed({table: frame for table, frame, _, _ in writes}, opened, resolved,
+                             int(time.time() * 1000))
+            for sink in self.sinks:
+                sink(done)
 
     def _announce(self, changes: Any) -> None:
         """One log line per batch that opened or resolved alerts, with a few examples."""
@@ -429,6 +489,7 @@ class Processor:
                     tx.write(table, frame.to_arrow(), mode=mode, primary_key=key)  # type: ignore[arg-type]
                 tx.write(STATE_TABLE, state, mode="merge",
                          primary_key=["processor", "partition"])
+            self._hand_on(writes, pl.DataFrame(), pl.DataFrame())
 
     # --- state ----------------------------------------------------------------------------
 

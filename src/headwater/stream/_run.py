@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from headwater.config import Project
 from headwater.core import ConfigError, HeadwaterError
 from headwater.store import open_store, run_store
-from headwater.stream._processor import Processor, ProcessorResult
+from headwater.stream._processor import Processor, ProcessorResult, Sink
 
 
 def member_partitions(partitions: list[int], member: str | None) -> list[int] | None:
@@ -34,18 +34,23 @@ def member_partitions(partitions: list[int], member: str | None) -> list[int] | 
 def run_processor(project: Project, name: str, *, follow: bool = False, flush: bool = False,
                   member: str | None = None, stop: threading.Event | None = None,
                   progress: Callable[[ProcessorResult], None] | None = None,
-                  metrics_port: int | None = None) -> ProcessorResult:
+                  metrics_port: int | None = None,
+                  sinks: Sequence[Sink] = ()) -> ProcessorResult:
     """Run the processor ``name`` of headwater.yaml: to the end of its topic, or until
-    stopped with ``follow``; ``member`` ``i/n`` takes every n-th partition.
+    stopped with ``follow``; ``member`` ``i/n`` takes every n-th partition. Its ``contract:``
+    file (relative to the project) validates the events.
 
-    Its alerts go to the project's alert sinks (``alerts:``) as well as to its alerts table.
-    While following, the project's alert rules are evaluated continuously and, with
-    ``metrics_port``, ``/metrics`` is served for Prometheus.
+    Its alerts go to the project's alert sinks (``alerts:``) as well as to its alerts table,
+    and every commit to ``sinks`` (see :class:`Processor`). While following, the project's
+    alert rules are evaluated continuously and, with ``metrics_port``, ``/metrics`` is served
+    for Prometheus.
     """
     from headwater.brokers import open_broker
+    from headwater.contract import Contract
     from headwater.monitor.alerts import AlertHandOff, check_rules, monitoring
 
     spec = project.processor(name)
+    contract = Contract.load(project.root / spec.contract) if spec.contract else None
     broker = open_broker(project.broker(spec.input.broker), project.root)
     store = open_store(project, spec.outputs.store)
     handoff = AlertHandOff(project) if project.alerts.stream else None
@@ -53,7 +58,8 @@ def run_processor(project: Project, name: str, *, follow: bool = False, flush: b
     try:
         partitions = member_partitions(broker.partitions(spec.input.topic), member)
         processor = Processor(name, spec, broker=broker, store=store, partitions=partitions,
-                              on_alerts=handoff.submit if handoff else None)
+                              on_alerts=handoff.submit if handoff else None,
+                              sinks=sinks, contract=contract)
         with monitoring(project, job=job, metrics_port=metrics_port, alerts=follow):
             result = processor.run(follow=follow, flush=flush, stop=stop,
                                    runs=run_store(project), progress=progress)

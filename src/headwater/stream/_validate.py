@@ -22,19 +22,21 @@ class Validated:
     dropped: int = 0
 
 
-def validate_events(checker: Checker, events: pl.DataFrame) -> Validated:
+def validate_events(checker: Checker, events: pl.DataFrame,
+                    keep: tuple[str, ...] = ()) -> Validated:
     """Check ``events`` against the contract of ``checker``; what passes keeps the input's
     columns and types (cleansing may have changed values, e.g. trimmed text or converted
     units), so the stream's schema does not depend on how the contract types a column.
 
     The contract must declare every column it wants to see; undeclared columns are handled
-    as its ``unknown_columns`` says (and are kept from the input either way).
+    as its ``unknown_columns`` says (and are kept from the input either way). Columns in
+    ``keep`` (e.g. the broker position) bypass the contract.
     """
     data = events.with_row_index(POSITION).with_columns(pl.col(POSITION).cast(pl.Int64))
-    checked = checker.check(data.to_arrow())
+    checked = checker.check(data.drop(list(keep)).to_arrow())
     valid = pl.from_arrow(checked.valid)
     assert isinstance(valid, pl.DataFrame)
-    declared = [c for c in events.columns if c in valid.columns]
+    declared = [c for c in events.columns if c in valid.columns and c not in keep]
     passed = data.join(valid.select(POSITION), on=POSITION, how="semi", maintain_order="left")
     if declared:
         try:
