@@ -13,7 +13,7 @@ def test_serve_surface() -> None:
         "API_KEY_ENV", "Interaction", "InteractionLog", "MemoryState", "Predictor",
         "RedisState", "ServeSettings", "Server", "ServerMetrics", "Variant", "api_key_from_env",
         "bucket", "build", "create_app", "open_state", "parse_rows", "read_log", "run_server",
-        "topic_for"]
+        "serving", "topic_for"]
     for name in headwater.serve.__all__:
         assert getattr(headwater.serve, name) is not None
 

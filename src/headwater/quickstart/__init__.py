@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from headwater.quickstart import _churn, _files, _housing, _iot, _sources
+from headwater.quickstart import _churn, _files, _housing, _iot, _serve, _sources
 from headwater.quickstart._init import init_project
 
 __all__ = ["STEPS", "init_project", "run_quickstart"]
@@ -31,6 +31,8 @@ STEPS: list[tuple[str, str, Step]] = [
      _housing.step),
     ("churn", "churn models compared, tuned, evaluated on a holdout, registered, scoring",
      _churn.step),
+    ("serve", "the model server: recommendations react to clicks at once; churn scored over HTTP",
+     _serve.step),
 ]
 
 

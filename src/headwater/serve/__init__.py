@@ -22,7 +22,7 @@ _NAMES = {
     "InteractionLog": "_log", "read_log": "_log", "topic_for": "_log",
     "ServerMetrics": "_metrics",
     "create_app": "_app",
-    "build": "_run", "run_server": "_run",
+    "build": "_run", "run_server": "_run", "serving": "_run",
 }
 
 __all__ = sorted(_NAMES)

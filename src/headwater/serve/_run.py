@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from headwater.core import require
@@ -54,3 +55,39 @@ def _best(module: str, fallback: str) -> str:
     import importlib.util
 
     return module if importlib.util.find_spec(module) is not None else fallback
+
+
+@contextmanager
+def serving(settings: ServeSettings, *, tracker: Any, host: str = "127.0.0.1",
+            port: int = 0, timeout: float = 60.0) -> Iterator[tuple[str, Any]]:
+    """Run a model server in a background thread (a notebook, the quickstart); yield its base
+    URL and the :class:`~headwater.serve.Server`; stop it (requests in flight answered) on exit.
+
+    ``port=0`` picks a free port.
+    """
+    import socket
+    import threading
+    import time
+
+    uvicorn = require("uvicorn", "serve")
+    server, app = build(settings, tracker=tracker)
+    if port == 0:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host=host, port=port, loop=_best("uvloop", "asyncio"),
+                            http=_best("httptools", "h11"), log_level="warning",
+                            access_log=False)
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, name="headwater-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not runner.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the model server did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}", server
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=15)
