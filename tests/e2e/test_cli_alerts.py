@@ -70,6 +70,8 @@ alerts:
         in run.err, run.err
     for noise in ("{'", "[error", "Traceback", "UserWarning"):
         assert noise not in run.err + run.out
+    logged = hw("logs", "--pipeline", "orders", "--level", "warning", "--since", "1h", env=env)
+    assert "extract_failed" in logged.out and "broken.csv.gz" in logged.out, logged.err
     deadline = time.time() + 10
     while not hook.received and time.time() < deadline:
         time.sleep(0.1)
@@ -116,3 +118,27 @@ def test_sql_shows_repeated_column_names(hw) -> None:
     header = next(line for line in result.out.splitlines() if "x" in line)
     assert header.count("x") == 2
     assert hw("sql", "select 1 as x, 2 as x", "--csv").out.splitlines() == ['"x","x"', "1,2"]
+
+
+def test_monitor_export_writes_files_promtool_accepts(hw) -> None:
+    import shutil
+    import subprocess
+
+    (hw.cwd / "headwater.yaml").write_text(
+        "alerts:\n  rules:\n    failed: {kind: run_failed, severity: critical}\n"
+        "    stale: {kind: stale, pipeline: 'orders*', max_age: 2h}\n")
+    result = hw("monitor", "export", "out", "--target", "127.0.0.1:9108")
+    assert result.code == 0, result.err
+    assert {p.name for p in (hw.cwd / "out").iterdir()} == {
+        "prometheus.yml", "headwater-rules.yml", "alertmanager.yml", "grafana-dashboard.json"}
+    import yaml
+
+    rules = yaml.safe_load((hw.cwd / "out" / "headwater-rules.yml").read_text())
+    exprs = {r["alert"]: r["expr"] for r in rules["groups"][0]["rules"]}
+    assert exprs["stale"] == \
+        'time() - headwater_last_success_timestamp_seconds{pipeline=~"orders.*"} > 7200'
+    assert exprs["failed"] == "headwater_last_run_failed == 1"
+    if shutil.which("promtool"):  # scripts/monitoring.sh installs it; the integration test needs it
+        check = subprocess.run(["promtool", "check", "config",
+                                str(hw.cwd / "out" / "prometheus.yml")], capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -8,6 +8,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _ingest,
     _iot,
     _monitor,
+    _monitor_export,
     _predict,
     _project,
     _quarantine,

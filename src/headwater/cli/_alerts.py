@@ -216,3 +216,43 @@ def watch(
         watcher.stop()
         if server is not None:
             server.close()
+
+
+@app.command("logs")
+def logs(
+    run: Annotated[str | None, typer.Option("--run", "-r", help="a run id (a prefix is enough)")]
+    = None,
+    pipeline: Annotated[str | None, typer.Option(help="only this pipeline")] = None,
+    level: Annotated[str | None, typer.Option(help="lowest level: debug, info, warning, error")]
+    = None,
+    since: Annotated[str | None, typer.Option(help="how far back: 10m, 2h, 1d")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the JSON lines as they are")]
+    = False,
+) -> None:
+    """Show the log (JSON lines under .headwater/logs), filtered by run, pipeline, level, time.
+
+    Example: headwater logs --pipeline orders --level warning --since 2h -f
+    """
+    import json
+    import time
+
+    from headwater.monitor import format_line, read_logs
+    from headwater.monitor.alerts._rules import duration_s
+
+    if level is not None and level not in ("debug", "info", "warning", "error", "critical"):
+        raise typer.BadParameter("choose debug, info, warning or error", param_hint="--level")
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromtimestamp(time.time() - duration_s(since), UTC)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--since") from None
+    proj = project()
+    try:
+        for line in read_logs(proj.path(proj.logging.dir), run=run, pipeline=pipeline,
+                              level=level, since=start, follow=follow):
+            typer.echo(json.dumps(line) if as_json else format_line(line))
+    except KeyboardInterrupt:
+        pass
