@@ -115,10 +115,16 @@ def ingest_file(
 def ingest_run(
     names: Annotated[list[str] | None, typer.Argument(help="pipelines from headwater.yaml")] = None,
     all_: Annotated[bool, typer.Option("--all", help="run every pipeline")] = False,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="stream sources: keep loading micro-batches until Ctrl-C (stops after "
+        "the current commit); a run record per window")] = False,
 ) -> None:
     """Run pipelines declared in headwater.yaml (source, contract, table, mode).
 
-    Example: headwater ingest run orders
+    A stream source is loaded to the end it has now, then the run stops; with --follow it goes
+    on in micro-batches until Ctrl-C or SIGTERM.
+
+    Example: headwater ingest run orders      (or: headwater ingest run events --follow)
     """
     from headwater.ingest import run_pipeline
 
@@ -128,6 +134,11 @@ def ingest_run(
         raise typer.BadParameter(
             f"name a pipeline or pass --all (pipelines: {', '.join(proj.pipelines) or 'none'})"
         )
+    if follow and len(chosen) != 1:
+        raise typer.BadParameter("--follow runs one pipeline: name it", param_hint="--follow")
+    if follow:
+        _follow(chosen[0])
+        return
     failed = False
     for name in chosen:
         console.rule(f"[bold]{name}")
@@ -139,6 +150,27 @@ def ingest_run(
         except typer.Exit:
             failed = True
     if failed:
+        raise typer.Exit(1)
+
+
+def _follow(name: str) -> None:
+    """One line per window of a followed stream pipeline; metrics published per window."""
+    from headwater.ingest import run_pipeline
+
+    proj = project()
+    proj.pipeline(name)
+    textfiles = proj.metrics.textfile_dir
+    console.print(f"following pipeline [bold]{name}[/]: Ctrl-C stops after the current commit")
+
+    def window(run: Run) -> None:
+        console.print(f"{run.started_at:%H:%M:%S} run {run.id}: {run.rows_read:,} read, "
+                      f"{run.rows_loaded:,} loaded, {run.rows_quarantined:,} quarantined"
+                      + (f" [red]failed: {run.error}[/]" if run.status == "failed" else ""))
+        publish_metrics(f"ingest-{run.pipeline}", pushgateway=proj.metrics.pushgateway,
+                        textfile_dir=proj.path(textfiles) if textfiles else None)
+
+    last = run_pipeline(proj, name, follow=True, on_run=window)
+    if last.status == "failed":
         raise typer.Exit(1)
 
 

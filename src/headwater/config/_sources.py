@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Spec(BaseModel):
@@ -280,6 +280,46 @@ class RedisSource(_Spec):
         return self
 
 
+class StreamSource(_Spec):
+    """A topic of a streaming platform (``brokers:``): each record one JSON object, JSON
+    Lines or a CSV row; loaded in micro-batches, positions committed with the rows."""
+
+    kind: Literal["stream"] = "stream"
+    broker: str = Field("embedded", description="name of an entry under `brokers:` (the "
+                        "embedded log by default)")
+    topic: str = Field(description="the topic to read")
+    format: Literal["json", "jsonl", "csv"] = Field(
+        "json", description="what a record's value holds: json (one object), jsonl (objects, "
+        "one a line) or csv (one row, no header)")
+    group: str | None = Field(None, description="consumer group that is acknowledged after "
+                              "each commit (default: headwater-<pipeline>)")
+    start: Literal["earliest", "latest"] = Field(
+        "earliest", description="where the first run starts; later runs resume after the "
+        "positions committed with the rows")
+    max_rows: int = Field(200_000, gt=0, description="records per micro-batch (one commit)")
+    max_latency: str = Field("1s", description="with --follow: a micro-batch commits after "
+                             "this long even if max_rows was not reached (e.g. 500ms, 2s)")
+    window: str = Field("1m", description="with --follow: one run record (counts, quality "
+                        "report, metrics) per window of this length")
+    max_payload_bytes: int = Field(1 << 20, gt=0, description="a larger record goes to the "
+                                   "quarantine")
+    encoding: str = Field("utf-8", description="text encoding of the payloads: utf-8, or a "
+                          "single-byte one (latin-1, cp1252)")
+    columns: list[str] = Field(default_factory=list, description="csv: the column names, in "
+                               "order (default: the contract's columns)")
+    nested: Literal["flatten", "json"] = Field(
+        "flatten", description="json/jsonl: nested objects to a_b columns, or kept as JSON text")
+
+    @field_validator("max_latency", "window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from headwater.config._brokers import duration_ms
+
+        duration_ms(value)
+        return value
+
+
 SourceSpec = Annotated[
-    FilesSource | SqlSource | RestSource | SoapSource | RedisSource, Field(discriminator="kind")
+    FilesSource | SqlSource | RestSource | SoapSource | RedisSource | StreamSource,
+    Field(discriminator="kind"),
 ]

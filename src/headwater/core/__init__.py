@@ -22,6 +22,7 @@ from headwater.core._errors import (
     require,
 )
 from headwater.core._secrets import redact, register_secret
+from headwater.core._signals import stop_on_signals
 
 __all__ = [
     "POSITION",
@@ -43,4 +44,5 @@ __all__ = [
     "redact",
     "register_secret",
     "require",
+    "stop_on_signals",
 ]

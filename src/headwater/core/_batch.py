@@ -10,7 +10,7 @@ parse (``rejects``), which go straight to the quarantine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,6 +62,13 @@ class Extract:
         What ``_hw_pos`` counts, for messages: ``line``, ``record``, ``row`` or ``offset``.
     nbytes:
         Bytes read from the source, for metrics (0 if unknown).
+    acknowledge:
+        Called once this extract's rows, quarantine and position have committed at the sink
+        (a stream source acknowledges its broker here); never called if the load failed.
+    ordered:
+        Later extracts of the source start where this one ends (a stream's micro-batches):
+        if it fails, the run stops here instead of loading the ones after it, which would
+        move the position past its rows.
     """
 
     source: str
@@ -71,6 +78,8 @@ class Extract:
     unit: str = "record"
     nbytes: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    acknowledge: Callable[[], None] | None = None
+    ordered: bool = False
 
 
 class State(Mapping[str, dict[str, Any]]):

@@ -223,6 +223,7 @@ class _Loader:
 
     def load_all(self, source: Source) -> None:
         if self.mode == "replace":
+            committed: list[Extract] = []
             with self.store.transaction(self.pipeline, self.run.id) as tx:
                 tx.clear_state()
                 for extract in source.extracts(State()):
@@ -231,9 +232,20 @@ class _Loader:
                         raise SourceError(f"{result.source}: {result.error}",
                                           hint="mode replace is all-or-nothing: fix or remove "
                                           "the file; the table was left as it was")
+                    committed.append(extract)
+            for extract in committed:
+                _acknowledge(extract)
         else:
-            for extract in source.extracts(self.store.state(self.pipeline)):
-                self._route(extract)._load(extract, None)
+            extracts = source.extracts(self.store.state(self.pipeline))
+            try:
+                for extract in extracts:
+                    result = self._route(extract)._load(extract, None)
+                    if result.status == "failed" and extract.ordered:
+                        break  # the extracts after it would move the position past its rows
+            finally:
+                close = getattr(extracts, "close", None)
+                if close is not None:
+                    close()
 
     def _route(self, extract: Extract) -> _Loader:
         suffix = extract.meta.get("table_suffix")
@@ -266,6 +278,8 @@ class _Loader:
                 self._load_batches(extract, tx, result)
                 if extract.key:
                     tx.set_state(extract.key, extract.position)
+                for key, position in extract.meta.get("states", {}).items():
+                    tx.set_state(key, position)  # a position per partition of a stream
                 replays = extract.meta.get("replays")
                 if replays:
                     tx.mark_replayed(replays, self.run.id)
@@ -281,6 +295,8 @@ class _Loader:
         self.results.append(result)
         if result.status == "loaded":
             self._count(result)
+            if shared_tx is None:
+                _acknowledge(extract)
             source_time = extract.meta.get("source_time")
             if source_time is not None:  # the source's own clock: how late the rows arrive
                 metrics.INGEST_LATENCY.labels(self.pipeline, self.table).observe(
@@ -437,6 +453,17 @@ class _Loader:
             "holds": self.run.rows_read == (self.run.rows_loaded + self.run.rows_quarantined
                                             + self.run.rows_dropped),
         }
+
+
+def _acknowledge(extract: Extract) -> None:
+    """Tell the source its extract is committed; a failure here loses nothing (the sink's
+    position is the one a restart resumes from), so it is logged, not raised."""
+    if extract.acknowledge is None:
+        return
+    try:
+        extract.acknowledge()
+    except HeadwaterError as exc:
+        log.warning("acknowledge_failed", source=extract.source, error=exc.message)
 
 
 def _add_rules(into: ExtractResult | _CheckedBatch, counts: dict[str, int]) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import PipelineSpec, Project
-from headwater.core import Source, State, WriteMode
+from headwater.core import ConfigError, Source, State, WriteMode, stop_on_signals
 from headwater.ingest._pipeline import ProgressFn, ingest
 from headwater.ingest._quarantine import QuarantineSource
 from headwater.monitor import Run
@@ -113,26 +115,48 @@ def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: s
                   runs=runs, progress=progress)
 
 
-def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = None) -> Run:
+def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = None,
+                 follow: bool = False, stop: threading.Event | None = None,
+                 on_run: Callable[[Run], None] | None = None) -> Run:
     """Run the pipeline ``name`` declared in headwater.yaml and record the run.
 
     Holds the pipeline's lock (the scheduler's), so two runs of one pipeline never overlap;
     raises ``PipelineBusy`` if another process is running it.
+
+    A stream source is read to the end it has when the run starts. With ``follow`` it is read
+    in micro-batches until ``stop`` is set (Ctrl-C and SIGTERM set it: the run ends after the
+    current commit); every ``window`` of the source is a run of its own, recorded and passed
+    to ``on_run``. Returns the last run.
     """
     from headwater.ingest._locks import pipeline_lock
     from headwater.ingest.sources import build_source
 
     spec: PipelineSpec = project.pipeline(name)
+    if follow and spec.source.kind != "stream":
+        raise ConfigError(f"pipeline {name} reads {spec.source.kind}, which has no end to "
+                          "follow", hint="--follow is for stream sources; run it without, or "
+                          "on a schedule (`headwater schedule run`)")
     source = build_source(spec.source, project)
     contract = load_contract(spec.contract, project.root)
     with pipeline_lock(project, name):
         store = open_store(project, spec.store)
         try:
-            return ingest(source, store, table=spec.table, pipeline=name, contract=contract,
-                          mode=spec.mode, primary_key=spec.primary_key or None,
-                          runs=run_store(project), progress=progress)
+            def once() -> Run:
+                return ingest(source, store, table=spec.table, pipeline=name, contract=contract,
+                              mode=spec.mode, primary_key=spec.primary_key or None,
+                              runs=run_store(project), progress=progress)
+
+            if not follow:
+                current = once()
+                if on_run is not None:
+                    on_run(current)
+                return current
+            return _follow(source, once, stop or threading.Event(), on_run)
         finally:
             store.close()
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
             check_after_run(project, f"ingest-{name}")
 
 
@@ -144,6 +168,23 @@ def check_after_run(project: Project, job: str) -> None:
     from headwater.monitor.alerts import check_rules
 
     check_rules(project, job=job)
+
+
+def _follow(source: Source, once: Callable[[], Run], stop: threading.Event,
+            on_run: Callable[[Run], None] | None) -> Run:
+    """Runs of a stream source, window after window, until ``stop`` is set."""
+    from headwater.monitor import get_logger
+
+    log = get_logger(__name__)
+    source.follow, source.stop = True, stop  # type: ignore[attr-defined]
+    with stop_on_signals(stop, lambda signum: log.warning("ingest_stopping", reason="signal",
+                                                          signal=signum)):
+        while True:
+            current = once()
+            if on_run is not None:
+                on_run(current)
+            if stop.is_set() or current.status == "failed":
+                return current
 
 
 def replay_quarantine(store: Store, *, table: str, contract: Contract | None = None,

@@ -16,7 +16,6 @@ are per partition, processes that share a topic's partitions (consumer groups, o
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,7 @@ import pyarrow.compute as pc
 
 from headwater._version import __version__
 from headwater.brokers import Broker, Consumer
-from headwater.core import POSITION, ConfigError, HeadwaterError
+from headwater.core import POSITION, ConfigError, HeadwaterError, stop_on_signals
 from headwater.monitor import get_logger, metrics, run
 from headwater.store import QUARANTINE_SCHEMA, Store
 from headwater.stream._alerts import AlertTracker
@@ -659,21 +658,6 @@ def _from_ipc(blob: bytes) -> pa.Table:
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Ctrl-C and SIGTERM end the run after the current commit (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    with stop_on_signals(stop, lambda signum: log.warning("stream_stopping", reason="signal",
+                                                          signal=signum)):
         yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():  # a second Ctrl-C: stop now
-            signal.default_int_handler(signum, frame)
-        stop.set()
-        log.warning("stream_stopping", reason="signal", signal=signum)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

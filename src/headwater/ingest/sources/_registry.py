@@ -11,6 +11,7 @@ from headwater.config._sources import (
     RestSource,
     SoapSource,
     SqlSource,
+    StreamSource,
 )
 from headwater.core import ConfigError, Source
 
@@ -22,7 +23,7 @@ def build_source(spec: Any, project: Project, *, window: tuple[Any, Any] | None 
     ----------
     spec:
         One of the source models of :mod:`headwater.config` (``kind: files | sql | rest |
-        soap | redis``).
+        soap | redis | stream``).
     project:
         The project: relative paths resolve against its folder, and the pipeline that declares
         ``spec`` is checked for settings the source needs (``mode: merge`` for lookback or cdc).
@@ -68,8 +69,30 @@ def build_source(spec: Any, project: Project, *, window: tuple[Any, Any] | None 
         from headwater.ingest.sources._redis import RedisSource as RedisReader
 
         return RedisReader.from_spec(spec)
+    if isinstance(spec, StreamSource):
+        return _stream_source(spec, project)
     raise ConfigError(f"no source for kind '{getattr(spec, 'kind', type(spec).__name__)}'",
-                      hint="kinds: files, sql, rest, soap, redis")
+                      hint="kinds: files, sql, rest, soap, redis, stream")
+
+
+def _stream_source(spec: StreamSource, project: Project) -> Source:
+    """A topic of a broker under ``brokers:``; csv columns default to the contract's."""
+    from headwater.brokers import open_broker
+    from headwater.ingest.sources._topic import StreamSource as TopicReader
+
+    name = next((n for n, p in project.pipelines.items() if p.source is spec), "ingest")
+    columns = None
+    if spec.format == "csv" and not spec.columns:
+        contract = project.pipelines[name].contract if name in project.pipelines else None
+        if contract is not None:
+            from headwater.ingest._run import load_contract
+
+            loaded = load_contract(contract, project.root)
+            columns = list(loaded.columns) if loaded is not None else None
+    broker = open_broker(project.broker(spec.broker), project.root)
+    source = TopicReader.from_spec(spec, broker, pipeline=name, columns=columns)
+    source.owns_broker = True
+    return source
 
 
 def _check_pipeline(spec: Any, project: Project) -> None:
@@ -86,6 +109,10 @@ def _check_pipeline(spec: Any, project: Project) -> None:
                 raise ConfigError(
                     f"{where}: a lookback re-reads rows, which mode append would load twice",
                     hint="set mode: merge with primary_key, or remove lookback")
+        if isinstance(spec, StreamSource) and pipeline.mode == "replace":
+            raise ConfigError(f"{where}: a stream delivers each record once; mode replace "
+                              "would keep only the last run's records",
+                              hint="use mode: append, or merge with primary_key")
         if isinstance(spec, RestSource) and spec.incremental and pipeline.mode == "replace":
             raise ConfigError(f"{where}: incremental loading with mode replace keeps only the "
                               "last run's changes", hint="use mode: append or merge")
