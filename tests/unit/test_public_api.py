@@ -22,7 +22,7 @@ def test_core_surface() -> None:
         "POSITION", "REJECTS_SCHEMA", "Batch", "ConfigError", "ContractError", "Extract",
         "FileFormatError", "HeadwaterError", "MissingExtraError", "NotFoundError",
         "SchemaChangeError", "SinkError", "Source", "SourceError", "State", "WriteMode", "redact",
-        "register_secret", "require",
+        "register_secret", "require", "stop_on_signals",
     }
 
 
