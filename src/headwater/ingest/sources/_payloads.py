@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from headwater.core import POSITION, REJECTS_SCHEMA, Batch, ConfigError
-from headwater.ingest.sources._json import _Records
+from headwater.ingest.sources._json import _kind, _Records
 from headwater.ingest.sources._stream import transcode
 
 PayloadFormat = Literal["json", "jsonl", "csv"]
@@ -77,6 +77,7 @@ class PayloadDecoder:
         self.columns = list(columns or [])
         self.nested = nested
         self._records: _Records | None = None
+        self._duckdb: Any = None
 
     def decode(self, values: pa.Array | pa.ChunkedArray) -> Decoded:
         """Rows and rejects of one fetch's payloads (``values``, binary)."""
@@ -99,6 +100,8 @@ class PayloadDecoder:
             good[at] = False
             kept, index = kept.filter(pa.array(good)), index[good]
         rows_of = np.arange(n, dtype=np.int64)
+        if self.format == "json":  # records that are not JSON objects out, in one pass
+            kept, index = self._objects_only(kept, index, rejects)
         if self.format == "csv":
             batch = _shift(self._csv(kept), lambda p: index[p])
         elif self.format == "json":
@@ -172,6 +175,33 @@ class PayloadDecoder:
         except UnicodeDecodeError as exc:
             return f"payload is not valid UTF-8 (byte {exc.start}: {payload[exc.start:][:4]!r})"
         return "payload is not valid UTF-8"  # pragma: no cover - only bad ones get here
+
+    def _objects_only(self, values: pa.Array, index: np.ndarray,
+                      rejects: list[tuple[np.ndarray, list[str], list[str]]]
+                      ) -> tuple[pa.Array, np.ndarray]:
+        """Keep the payloads that are one JSON object (DuckDB's ``json_valid`` over the whole
+        column); the reasons of the others are worked out one by one (they are few)."""
+        if not len(values):
+            return values, index
+        if self._duckdb is None:
+            import duckdb
+
+            self._duckdb = duckdb.connect()
+            self._duckdb.execute("SET threads = 1")
+        text = values.view(pa.string()) if not self._single_byte() else None
+        if text is None:  # single-byte text is checked after transcoding, by the parse
+            return values, index
+        payloads = pa.table({"v": text})  # noqa: F841 - read by the query below
+        ok = self._duckdb.sql(
+            "SELECT CASE WHEN json_valid(v) THEN json_type(v) = 'OBJECT' ELSE false END "
+            "FROM payloads").to_arrow_table().column(0)
+        good = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+        if good.all():
+            return values, index
+        at = np.flatnonzero(~good)
+        raws = [values[int(i)].as_py() for i in at]
+        rejects.append((index[at], [_shown(r) for r in raws], [_not_an_object(r) for r in raws]))
+        return values.filter(pa.array(good)), index[good]
 
     # -- one parse per fetch -------------------------------------------------------------------
 
@@ -273,6 +303,17 @@ def _shift(batch: Batch, move: Callable[[np.ndarray], np.ndarray]) -> Batch:
     return Batch(moved(batch.data), rejects, batch.children)
 
 
+def _not_an_object(payload: bytes) -> str:
+    """Why one payload is not a JSON object, in the words the file reader uses."""
+    import orjson
+
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    return f"a record must be a JSON object, found {_kind(value)}"
+
+
 def _halve(values: pa.Array, start: int, stop: int, bad: list[int]) -> None:
     """Collect the indices in [start, stop) whose bytes are not valid UTF-8."""
     try:
@@ -294,11 +335,14 @@ def _shown(payload: bytes | None) -> str:
 
 def _vanished(batch: Batch, expected: int, by_record: bool) -> Batch:
     """Lines a reader skipped without a word (blank ones) become rejects: nothing is lost."""
-    seen = [batch.data[POSITION].to_numpy()]
+    if not by_record:
+        return batch
+    seen = np.zeros(expected, dtype=bool)
+    seen[batch.data[POSITION].to_numpy()] = True
     if batch.rejects is not None:
-        seen.append(batch.rejects[POSITION].to_numpy())
-    missing = np.setdiff1d(np.arange(expected, dtype=np.int64), np.concatenate(seen))
-    if not len(missing) or not by_record:
+        seen[batch.rejects[POSITION].to_numpy()] = True
+    missing = np.flatnonzero(~seen)
+    if not len(missing):
         return batch
     extra = pa.table({POSITION: pa.array(missing), "raw": pa.array([""] * len(missing)),
                       "reason": pa.array(["payload holds only whitespace"] * len(missing))},
