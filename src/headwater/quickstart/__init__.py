@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from headwater.quickstart import _churn, _files, _housing, _iot, _serve, _sources
+from headwater.quickstart import _churn, _files, _housing, _iot, _serve, _sources, _streams
 from headwater.quickstart._init import init_project
 
 __all__ = ["STEPS", "init_project", "run_quickstart"]
@@ -25,6 +25,8 @@ STEPS: list[tuple[str, str, Step]] = [
      _files.step),
     ("sources", "a database and a REST API, loaded incrementally: the 2nd run reads changes",
      _sources.step),
+    ("streams", "messy JSON events on the embedded log, loaded with a contract exactly once",
+     _streams.step),
     ("iot", "200 sensors with faults → gateway → stream processor: windows, alerts, scores",
      _iot.step),
     ("housing", "cross-validation of house-price models: honest, comparable errors",
