@@ -85,10 +85,11 @@ def _stream_source(spec: StreamSource, project: Project) -> Source:
     if spec.format == "csv" and not spec.columns:
         contract = project.pipelines[name].contract if name in project.pipelines else None
         if contract is not None:
-            from headwater.ingest._run import load_contract
+            from headwater.contract import Contract
 
-            loaded = load_contract(contract, project.root)
-            columns = list(loaded.columns) if loaded is not None else None
+            loaded = Contract.load(project.path(contract)) if isinstance(contract, str) \
+                else Contract.from_spec(contract)
+            columns = list(loaded.columns)
     broker = open_broker(project.broker(spec.broker), project.root)
     source = TopicReader.from_spec(spec, broker, pipeline=name, columns=columns)
     source.owns_broker = True
