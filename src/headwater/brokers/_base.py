@@ -147,6 +147,19 @@ class Broker(ABC):
         """Per partition, the offset of the last record now in it (empty partitions left out):
         what "drain to the end" reads up to, and what lag is measured against."""
 
+    @property
+    def max_value_bytes(self) -> int | None:
+        """The most bytes one record's key and value may have together here (``None``: no
+        limit headwater knows of). ``produce`` refuses bigger records with a
+        :class:`BrokerError` naming the setting that raises the limit."""
+        return None
+
+    def group_lag(self, topic: str, group: str) -> dict[int, int] | None:
+        """Per partition, the records of ``topic`` that ``group`` has not acknowledged, where
+        the broker counts them itself (NATS: its consumers' pending counts); ``None`` where
+        lag is the distance between offsets (see :func:`headwater.brokers.group_positions`)."""
+        return None
+
     def groups(self, topic: str) -> list[str]:
         """The consumer groups known to have positions on ``topic`` (for lag; empty where the
         broker cannot list them)."""

@@ -54,6 +54,7 @@ from headwater.brokers._base import (
     TopicInfo,
 )
 from headwater.brokers._partition import partition_for
+from headwater.brokers._records import normalise
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
@@ -79,7 +80,6 @@ FSYNC_POLICIES = ("always", "batch", "interval", "never")
 _MAX_FRAME_BYTES = 256 << 20
 _RETENTION_EVERY_S = 30.0  # also when a writer opens and whenever a segment is sealed
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
-_TS = PRODUCE_SCHEMA.field("timestamp").type
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -736,7 +736,7 @@ class EmbeddedBroker(Broker):
 
     def produce(self, topic: str, records: pa.Table) -> int:
         folder, n = self._topic(topic)
-        table = _normalise(records, topic)
+        table = normalise(records, topic)
         if table.num_rows == 0:
             return 0
         parts = _split(table, n)
@@ -786,33 +786,6 @@ class EmbeddedBroker(Broker):
             for writer in self._writers.values():
                 writer.close()
             self._writers.clear()
-
-
-def _normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
-    """``records`` as :data:`PRODUCE_SCHEMA`: binary key and value, a UTC ms timestamp each."""
-    if isinstance(records, pa.RecordBatch):
-        records = pa.Table.from_batches([records])
-    names = records.column_names
-    if set(names) - set(PRODUCE_SCHEMA.names) or "value" not in names:
-        raise BrokerError(
-            f"produce to '{topic}' takes the columns key, value and timestamp; got {names}",
-            hint="encode each row as the value (e.g. JSON text) and pass the key as 'key'")
-    n = records.num_rows
-    try:
-        key = records["key"].cast(pa.binary()) if "key" in names else pa.nulls(n, pa.binary())
-        value = records["value"].cast(pa.binary())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise BrokerError(f"produce to '{topic}': key and value must be bytes or text ({exc})",
-                          hint="encode them first, e.g. as JSON text") from None
-    now = pa.scalar(int(time.time() * 1000), pa.int64()).cast(_TS)
-    if "timestamp" in names:
-        ts = records["timestamp"]
-        if pa.types.is_timestamp(ts.type) and ts.type.tz is None:  # naive: taken as UTC
-            ts = ts.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())
-        ts = pc.fill_null(ts.cast(_TS, safe=False), now)
-    else:
-        ts = pa.repeat(now, n)
-    return pa.table([key, value, ts], schema=PRODUCE_SCHEMA)
 
 
 def _split(table: pa.Table, partitions: int) -> dict[int, list[pa.RecordBatch]]:

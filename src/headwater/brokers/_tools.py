@@ -137,17 +137,21 @@ def follow(broker: Broker, topic: str, *, timeout: float = 1.0) -> Iterator[pa.T
 
 def group_positions(broker: Broker, topic: str, group: str) -> list[PartitionPosition]:
     """Per partition of ``topic``: ``group``'s committed position, the end, and the lag (records
-    produced and not yet committed; ``None`` where offsets are not numbers)."""
+    produced and not yet committed: the broker's own count where it keeps one, else the distance
+    between the offsets; ``None`` where offsets are not numbers)."""
     ends = broker.end_positions(topic)
     with broker.consumer(topic, group=group) as consumer:
         committed = consumer.committed()
+    counted = broker.group_lag(topic, group)
     out = []
     for p in broker.partitions(topic):
         end, done = ends.get(p), committed.get(p)
-        if isinstance(end, int) or end is None:
-            lag: int | None = (int(end) if end is not None else -1) - \
-                (int(done) if done is not None else -1)
-            lag = max(lag, 0)
+        lag: int | None
+        if counted is not None:
+            lag = counted.get(p)
+        elif isinstance(end, int) or end is None:
+            lag = max((int(end) if end is not None else -1) -
+                      (int(done) if done is not None else -1), 0)
         else:
             lag = None
         out.append(PartitionPosition(p, done, end, lag))

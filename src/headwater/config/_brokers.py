@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 DEFAULT_BROKER = "embedded"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -30,6 +30,15 @@ def duration_ms(text: str) -> int:
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _name: str | None = PrivateAttr(None)  # its key under `brokers:`, set by the project
+
+    def setting(self, key: str) -> str:
+        """Where a setting of this broker lives, for error messages: ``brokers.NAME.key``.
+
+        >>> NatsBrokerSpec(kind="nats").setting("servers")
+        'brokers.<name>.servers'
+        """
+        return f"brokers.{self._name or '<name>'}.{key}"
 
 
 class EmbeddedBrokerSpec(_Spec):
@@ -73,7 +82,8 @@ class EmbeddedBrokerSpec(_Spec):
 
 
 class NatsBrokerSpec(_Spec):
-    """NATS JetStream: one stream per topic, durable pull consumers per group."""
+    """NATS JetStream: a stream per topic, a subject per partition, durable pull consumers
+    (one per group and partition) that acknowledge what was committed."""
 
     kind: Literal["nats"]
     servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"],
@@ -81,8 +91,26 @@ class NatsBrokerSpec(_Spec):
     token: SecretStr | None = Field(None, description="auth token (use ${ENV})")
     user: str | None = Field(None, description="user name for user/password auth")
     password: SecretStr | None = Field(None, description="password (use ${ENV})")
-    stream_prefix: str = Field("headwater", description="JetStream stream names start with this")
+    credentials: str | None = Field(None, description="a .creds file (NGS, decentralised "
+                                    "JWT auth), relative to the project")
+    stream_prefix: str = Field("headwater", pattern=r"^[A-Za-z0-9_-]+$",
+                               description="JetStream stream names and subjects start with "
+                               "this")
     partitions: int = Field(1, ge=1, description="partitions of a topic headwater creates")
+    replicas: int = Field(1, ge=1, le=5, description="replicas of a stream headwater creates "
+                          "(3 on a production cluster)")
+    ack_wait: str = Field("60s", description="how long a delivered record may stay "
+                          "unacknowledged before JetStream delivers it again")
+    fetch_batch: int = Field(2000, ge=1, description="records asked for per pull request")
+    connect_timeout: float = Field(2.0, gt=0, description="seconds to wait for a connection")
+    retries: int = Field(4, ge=0, description="retries (with backoff) of a connection or "
+                         "request before giving up with an error")
+
+    @field_validator("ack_wait")
+    @classmethod
+    def _wait(cls, value: str) -> str:
+        duration_ms(value)
+        return value
 
 
 class KafkaBrokerSpec(_Spec):

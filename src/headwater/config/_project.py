@@ -113,6 +113,8 @@ class Project(_Spec):
                     f"but stores has only {sorted(self.stores)}"
                 )
         self.brokers.setdefault(DEFAULT_BROKER, EmbeddedBrokerSpec())
+        for broker_name, broker in self.brokers.items():
+            broker._name = broker_name
         check_broker_names(self.brokers, self.pipelines)
         for name, processor in self.processors.items():
             if processor.input.broker not in self.brokers:

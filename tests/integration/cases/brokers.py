@@ -10,7 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from headwater.brokers import Broker, EmbeddedBroker
+
+
+def _require(service: str, port: int) -> None:
+    """Fail (never skip) when a service on loopback is down, saying how to start it."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        pytest.fail(f"{service} is not reachable on 127.0.0.1:{port}: run "
+                    "`scripts/services.sh start` (or `make test`, which starts them)")
 
 
 def embedded(tmp: Path) -> Broker:
@@ -18,6 +31,15 @@ def embedded(tmp: Path) -> Broker:
     return EmbeddedBroker(tmp / "streams", segment_bytes=64 << 10)
 
 
+def nats(tmp: Path) -> Broker:
+    """NATS JetStream on the machine (127.0.0.1:4222); streams are prefixed per test run."""
+    from headwater.brokers._nats import NatsBroker
+
+    _require("nats", 4222)
+    return NatsBroker(["nats://127.0.0.1:4222"], stream_prefix="hwconf", retries=1)
+
+
 BROKER_CASES: dict[str, Callable[[Path], Broker]] = {
     "embedded": embedded,
+    "nats": nats,
 }
