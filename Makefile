@@ -24,6 +24,7 @@ demo: $(STAMP)
 services:
 	scripts/services.sh start
 	scripts/browser.sh
+	scripts/monitoring.sh
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest
