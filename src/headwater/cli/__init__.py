@@ -5,6 +5,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _config,
     _contract,
     _cv,
+    _deploy,
     _ingest,
     _iot,
     _monitor,

@@ -15,6 +15,7 @@ from headwater.config._brokers import (
     default_brokers,
 )
 from headwater.config._contract import ContractSpec
+from headwater.config._deploy import DeploySpec
 from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
 from headwater.config._stores import DuckDBStore, StoreSpec
@@ -99,6 +100,7 @@ class Project(_Spec):
     ml: MLSpec = Field(default_factory=MLSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec,
                                description="alert rules, sinks and routes")
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
 
     #: The folder headwater.yaml lives in; relative paths resolve against it.
     root: Path = Field(default=Path("."), exclude=True)

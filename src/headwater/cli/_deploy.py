@@ -1,0 +1,125 @@
+"""``headwater deploy run | rollback | history | gate``: registered models to their targets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from headwater.cli._app import app, console, project
+
+deploy_app = typer.Typer(help="Deploy registered models with a strategy, gates and rollback.",
+                         no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("run")
+def run(
+    target: Annotated[str, typer.Argument(help="a target under deploy.targets")],
+    model: Annotated[str | None, typer.Argument(help="NAME@ALIAS or NAME/VERSION (default "
+                                                "deploy.model@challenger)")] = None,
+    strategy: Annotated[str | None, typer.Option(help="all_at_once | blue_green | canary | "
+                                                 "linear (default deploy.strategy.kind)")] = None,
+    bake: Annotated[str | None, typer.Option(help="bake time per step, e.g. 30s")] = None,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="check the challenger "
+                                       "against the champion first")] = True,
+) -> None:
+    """Gate a model, roll it out step by step with health checks; roll back on failure.
+
+    Example: headwater deploy run production churn@challenger --strategy canary --bake 10m
+    """
+    from headwater.deploy import deploy_model
+
+    proj = project()
+    update = {k: v for k, v in {"kind": strategy, "bake": bake}.items() if v is not None}
+    chosen = proj.deploy.strategy.model_validate({**proj.deploy.strategy.model_dump(), **update})
+    result = deploy_model(proj, target, model, strategy=chosen, gate=gate,
+                          on_step=lambda m: console.print(f"  {m}"))
+    if result.gate is not None:
+        console.print(f"gate: {result.gate.message}")
+    d = result.deployment
+    colour = {"succeeded": "green", "unchanged": "cyan"}.get(d.status, "red")
+    console.print(f"[{colour}]{d.status}[/]: {d.model} version {d.version} on {d.target}"
+                  + (f" — {d.reason}" if d.reason else ""))
+    if d.status in ("rolled_back", "failed"):
+        raise typer.Exit(1)
+
+
+@deploy_app.command("rollback")
+def rollback(target: Annotated[str, typer.Argument(help="a target under deploy.targets")]) -> None:
+    """Return a target to the version that served before the current one.
+
+    Example: headwater deploy rollback production
+    """
+    from headwater.deploy import rollback as go_back
+
+    d = go_back(project(), target, on_step=lambda m: console.print(f"  {m}"))
+    console.print(f"[green]{d.status}[/]: {d.model} version {d.version} serves {d.target}")
+
+
+@deploy_app.command("history")
+def history(
+    target: Annotated[str | None, typer.Option(help="only this target")] = None,
+    limit: Annotated[int, typer.Option(help="most rows")] = 20,
+) -> None:
+    """What was deployed where and when, from which commit, with which result.
+
+    Example: headwater deploy history --target production
+    """
+    from headwater.deploy import history_for
+
+    rows = history_for(project()).list(target=target, limit=limit)
+    table = Table(title="deployments", header_style="bold cyan")
+    for col in ("started", "target", "model", "version", "previous", "strategy", "status",
+                "commit", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"{r['started_at']:%Y-%m-%d %H:%M:%S}", r["target"], r["model"],
+                      str(r["version"]), str(r["previous_version"] or ""), r["strategy"],
+                      r["status"], (r["commit"] or "")[:10], r.get("reason", "")[:80])
+    console.print(table if rows else "no deployments yet")
+
+
+@deploy_app.command("gate")
+def gate_check(model: Annotated[str, typer.Argument(help="registered model name")]) -> None:
+    """Compare the challenger's holdout metric with the champion's (nothing is deployed).
+
+    Example: headwater deploy gate churn
+    """
+    from headwater.deploy import quality_gate
+    from headwater.ml import Tracker
+
+    proj = project()
+    result = quality_gate(Tracker.for_project(proj), model, proj.deploy.gate)
+    console.print(("[green]" if result.passed else "[red]") + result.message + "[/]")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+ci_app = typer.Typer(help="CI/CD workflows that test, train, gate and deploy on a commit.",
+                     no_args_is_help=True)
+app.add_typer(ci_app, name="ci")
+
+
+@ci_app.command("init")
+def ci_init(
+    kind: Annotated[str, typer.Argument(help="github | gitlab | azure | codepipeline")],
+    target: Annotated[str, typer.Option(help="the deploy target the workflow deploys to")],
+    model: Annotated[str | None, typer.Option(help="registered model (default deploy.model)")]
+    = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing workflow")] = False,
+) -> None:
+    """Write a workflow that runs the tests, trains, gates and deploys on a push to main.
+
+    Example: headwater ci init github --target production --model churn
+    """
+    from headwater.deploy._ci import write_workflow
+
+    proj = project()
+    chosen = model or proj.deploy.model
+    if not chosen:
+        raise typer.BadParameter("give --model or set deploy.model in headwater.yaml")
+    path = write_workflow(proj.root, kind, model=chosen, target=target, force=force)
+    console.print(f"wrote {path}: it deploys {chosen}@challenger to {target} on a push to main; "
+                  "put the cloud credentials in the CI's secret store")

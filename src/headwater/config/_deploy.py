@@ -1,0 +1,115 @@
+"""The ``deploy:`` section of headwater.yaml: targets, the rollout strategy and the gates.
+
+Example::
+
+    deploy:
+      model: churn
+      gate: {metric: holdout_roc_auc, min_improvement: 0.0}
+      strategy: {kind: canary, canary_percent: 10, bake: 10m}
+      health: {max_error_rate: 0.01, max_p99_ms: 200}
+      targets:
+        production:
+          kind: sagemaker
+          region: eu-west-1
+          endpoint: churn-prod
+          role_arn: ${SAGEMAKER_ROLE_ARN}
+          bucket: my-models
+          image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/headwater-serve:1.0
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from headwater.config._brokers import duration_ms
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _duration(value: str) -> str:
+    duration_ms(value)  # raises ValueError with the accepted forms
+    return value
+
+
+class StrategySpec(_Spec):
+    """How traffic moves from the version serving now (blue) to the new one (green)."""
+
+    kind: Literal["all_at_once", "blue_green", "canary", "linear"] = Field(
+        "canary", description="all_at_once: 100 % at once; blue_green: green is checked with no "
+        "traffic, then takes all of it; canary: canary_percent, then 100 %; linear: steps")
+    canary_percent: int = Field(10, ge=1, le=99, description="canary traffic share, percent")
+    steps: list[int] = Field(default_factory=lambda: [25, 50, 75, 100],
+                             description="linear: the green traffic share after each step")
+    bake: str = Field("5m", description="how long each step must stay healthy, e.g. 30s, 10m")
+    poll: str = Field("5s", description="how often health is checked during a bake")
+
+    _check = field_validator("bake", "poll")(_duration)
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, steps: list[int]) -> list[int]:
+        if not steps or steps != sorted(steps) or steps[-1] != 100 or steps[0] <= 0:
+            raise ValueError("steps must rise and end at 100, e.g. [25, 50, 75, 100]")
+        return steps
+
+    def percents(self) -> list[int]:
+        """The green traffic share at each step (0 = checked without traffic)."""
+        return {"all_at_once": [100], "blue_green": [0, 100],
+                "canary": [self.canary_percent, 100], "linear": list(self.steps)}[self.kind]
+
+
+class HealthSpec(_Spec):
+    """What a healthy new version is while it bakes; failing it rolls back."""
+
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="5xx answers / requests")
+    max_p99_ms: float = Field(250.0, gt=0, description="99th percentile latency, ms")
+    min_requests: int = Field(20, ge=0, description="fewer requests than this in a bake "
+                              "cannot judge the error rate (the bake is extended once)")
+
+
+class GateSpec(_Spec):
+    """The quality gate: the challenger's holdout metrics against the champion's."""
+
+    metric: str = Field("holdout_roc_auc", description="a metric of the registered run")
+    higher_is_better: bool = Field(True, description="false for errors such as rmse")
+    min_improvement: float = Field(0.0, description="how much better the challenger must be; "
+                                   "negative tolerates a small loss")
+    challenger: str = Field("challenger", description="alias of the candidate version")
+    champion: str = Field("champion", description="alias of the version serving now; moved "
+                          "to the challenger when the gate passes")
+
+
+class SageMakerTargetSpec(_Spec):
+    """An AWS SageMaker real-time endpoint with one production variant per version."""
+
+    kind: Literal["sagemaker"] = "sagemaker"
+    region: str = Field(..., description="AWS region, e.g. eu-west-1")
+    endpoint: str = Field(..., pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
+                          description="the endpoint name")
+    role_arn: str = Field(..., description="IAM role SageMaker assumes (from ${ENV})")
+    bucket: str = Field(..., description="S3 bucket for model data")
+    prefix: str = Field("headwater/models", description="S3 key prefix for model data")
+    image: str = Field(..., description="the serving image URI in ECR")
+    instance_type: str = Field("ml.m5.large", description="instance type per variant")
+    instance_count: int = Field(1, ge=1, description="instances per variant")
+    endpoint_url: str | None = Field(None, description="override the AWS endpoint URL (tests, "
+                                     "VPC endpoints); credentials come from the environment")
+
+
+#: Deploy targets (more kinds join this union as they land).
+TargetSpec = SageMakerTargetSpec
+
+
+class DeploySpec(_Spec):
+    """Where and how registered models are deployed (``headwater deploy``)."""
+
+    model: str | None = Field(None, description="registered model name deployed by default")
+    targets: dict[str, TargetSpec] = Field(default_factory=dict,
+                                           description="named deploy targets")
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
