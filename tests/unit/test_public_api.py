@@ -59,3 +59,15 @@ def test_recommend_surface() -> None:
         "read_udata", "split", "top_k", "train_recommender", "tune_model", "write_report"]
     for name in rec.__all__:
         assert hasattr(rec, name), name
+
+
+def test_deploy_surface() -> None:
+    import headwater.deploy
+
+    assert set(headwater.deploy.__all__) == {
+        "DeployError", "DeployResult", "Deployment", "DeploymentHistory", "GateFailed",
+        "GateResult", "Health", "RolloutFailed", "Target", "Variant", "deploy_model",
+        "history_for", "open_target", "promote", "quality_gate", "rollback", "rollout",
+    }
+    for name in headwater.deploy.__all__:
+        assert hasattr(headwater.deploy, name), name

@@ -126,8 +126,8 @@ def restore(target: Target, history: DeploymentHistory) -> Deployment | None:
     dep = Deployment(model=row["model"], version=row["version"], target=row["target"],
                      strategy=row["strategy"], previous_version=row["previous_version"],
                      commit=row["commit"], id=row["id"], started_at=row["started_at"])
-    if keep:
-        target.shift({keep[0].name: 1.0})
+    if keep:  # weights are relative: every other variant goes to 0 explicitly
+        target.shift({v.name: 1.0 if v.name == keep[0].name else 0.0 for v in variants})
         for v in variants:
             if v.name != keep[0].name:
                 target.retire(v.name)
@@ -186,8 +186,8 @@ def rollout(target: Target, *, model: str, version: int, model_uri: str,
     except Exception as exc:
         dep.status = "rolled_back" if isinstance(exc, RolloutFailed) else "failed"
         dep.reason = str(exc)
-        if blue is not None:
-            target.shift({blue: 1.0})
+        if blue is not None:  # weights are relative: green goes to 0 explicitly
+            target.shift({blue: 1.0, **({green: 0.0} if green and green != blue else {})})
         if green is not None and green != blue:
             target.retire(green)
         say(f"rolled back: {exc}" if blue else f"failed: {exc}")
