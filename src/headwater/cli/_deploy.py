@@ -123,3 +123,50 @@ def ci_init(
     path = write_workflow(proj.root, kind, model=chosen, target=target, force=force)
     console.print(f"wrote {path}: it deploys {chosen}@challenger to {target} on a push to main; "
                   "put the cloud credentials in the CI's secret store")
+
+
+@app.command("package")
+def package(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION")],
+    out: Annotated[str, typer.Option(help="folder the bundle is written under")] = "bundles",
+    build: Annotated[bool, typer.Option(help="build the OCI image with docker, podman or "
+                                        "buildah")] = False,
+    run: Annotated[bool, typer.Option(help="start the bundle as a local process on "
+                                      "--port (its container routes)")] = False,
+    port: Annotated[int, typer.Option(help="port for --run")] = 8080,
+) -> None:
+    """Bundle a registered model with its server, pinned requirements and a Dockerfile.
+
+    Example: headwater package churn@champion --run
+    """
+    import subprocess
+    from pathlib import Path
+
+    from headwater.deploy._bundle import build_bundle, build_command, run_bundle
+
+    proj = project()
+    bundle = build_bundle(proj, model, proj.path(out))
+    console.print(f"bundle [bold]{bundle.path}[/] ({bundle.model} version {bundle.version}, "
+                  f"sha256 {bundle.digest[:16]}…)")
+    command = build_command(bundle.path)
+    if build:
+        if not command:
+            raise typer.BadParameter("no docker, podman or buildah on this machine")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            console.print(f"[red]image build failed[/]: {done.stderr.strip().splitlines()[-1:]}")
+            raise typer.Exit(1)
+        console.print(f"built image headwater/{bundle.path.name}")
+    else:
+        console.print("build the image with: "
+                      + (" ".join(command) or f"docker build -t headwater/{bundle.path.name} "
+                         f"{bundle.path}"))
+    if run:
+        proc = run_bundle(Path(bundle.path), port=port)
+        console.print(f"serving on http://127.0.0.1:{port} (/ping, /invocations, /score); "
+                      "Ctrl-C stops")
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()

@@ -63,6 +63,7 @@ class SageMakerTarget:
         self.cw = self.session.client("cloudwatch", **kw)
         self.runtime = self.session.client("sagemaker-runtime", **kw)
         self._kw = kw
+        self._examples: dict[str, bytes] = {}
 
     # -- checks before anything is created ----------------------------------------------------
     def preflight(self) -> None:
@@ -132,6 +133,9 @@ class SageMakerTarget:
         model_name = f"{spec.endpoint}-{variant}"
         data_url = model_uri if model_uri.startswith("s3://") else self.upload(
             version, Path(model_uri))
+        example = Path(model_uri) / "input_example.json"
+        if not model_uri.startswith("s3://") and example.exists():  # what smoke tests send
+            self._examples[variant] = (b'{"dataframe_split": ' + example.read_bytes() + b"}")
         self.sm.create_model(ModelName=model_name, ExecutionRoleArn=spec.role_arn,
                              PrimaryContainer={"Image": spec.image, "ModelDataUrl": data_url,
                                                "Environment": {"HEADWATER_MODEL_VERSION":
@@ -192,12 +196,15 @@ class SageMakerTarget:
         self._wait()
 
     def smoke(self, variant: str) -> list[str]:
-        """InvokeEndpoint on ``variant`` with a ping row; a failure is a problem."""
+        """InvokeEndpoint on ``variant`` with the model's input example; a failure is a problem."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        body = self._examples.get(variant)
+        if body is None:  # no example logged with the model: nothing to send
+            return []
         try:
             self.runtime.invoke_endpoint(EndpointName=self.spec.endpoint, TargetVariant=variant,
-                                         ContentType="application/json", Body=b"[]")
+                                         ContentType="application/json", Body=body)
         except (ClientError, BotoCoreError) as exc:
             return [f"smoke request to {variant} failed: {_message(exc)}"]
         return []

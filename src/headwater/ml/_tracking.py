@@ -244,10 +244,9 @@ class Tracker:
         """Load a registered (or logged) model with its signature and metadata."""
         self._mlflow()
         import mlflow.sklearn
-        from mlflow.models import get_model_info
 
         uri, name, version = self.resolve(ref)
-        info = get_model_info(uri)
+        info = model_info(uri)
         model = mlflow.sklearn.load_model(uri)
         return LoadedModel(model=model, uri=uri, name=name, version=version,
                            signature=info.signature, metadata=dict(info.metadata or {}))
@@ -259,6 +258,19 @@ def _model_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 
     return {"headwater_version": __version__,
             "headwater_model_format": MODEL_FORMAT, **(metadata or {})}
+
+
+def model_info(uri: str) -> Any:
+    """An MLflow model's signature, metadata and flavors, for a registry URI or a local folder.
+
+    A ``file:`` folder (an unpacked bundle) is read from its MLmodel file alone: MLflow's
+    ``get_model_info`` would look its logged-model id up in a tracking store that is not there.
+    """
+    from mlflow.models import Model, get_model_info
+
+    if uri.startswith("file:"):
+        return Model.load(uri.removeprefix("file://").removeprefix("file:"))
+    return get_model_info(uri)
 
 
 def _short(value: Any) -> str:

@@ -76,11 +76,11 @@ class Variant:
 
 def model_kind(ref: str, tracker: Any) -> str:
     """``recommender`` or ``predict`` for a registry reference (from its metadata)."""
-    from mlflow.models import get_model_info
+    from headwater.ml._tracking import model_info
 
     tracker._mlflow()
     uri, _, _ = tracker.resolve(ref)
-    kind = dict(get_model_info(uri).metadata or {}).get("headwater_kind")
+    kind = dict(model_info(uri).metadata or {}).get("headwater_kind")
     return RECOMMENDER if kind == RECOMMENDER else "predict"
 
 

@@ -109,10 +109,11 @@ def load_recommender(model_ref: str, *, project: Project | None = None,
         tracker = Tracker.for_project(project)
     tracker._mlflow()
     import mlflow.pyfunc
-    from mlflow.models import get_model_info
+
+    from headwater.ml._tracking import model_info
 
     uri, name, version = tracker.resolve(model_ref)
-    kind = dict(get_model_info(uri).metadata or {}).get("headwater_kind")
+    kind = dict(model_info(uri).metadata or {}).get("headwater_kind")
     if kind != KIND:
         raise ConfigError(f"model '{model_ref}' is not a recommender (it is "
                           f"{kind or 'a classifier or regressor'})",
