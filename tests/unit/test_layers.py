@@ -41,6 +41,7 @@ _ORDER: list[tuple[str, set[str]]] = [
     ("console", {"monitor.dashboard"}),
     ("quickstart", {"console"}),
     ("cli", {"quickstart"}),
+    ("__main__", {"cli"}),  # `python -m headwater`
 ]
 
 

@@ -82,9 +82,7 @@ def _pinned_requirements() -> str:
 
 
 def _copy_package(dest: Path) -> None:
-    import headwater
-
-    source = Path(headwater.__file__).parent
+    source = Path(__file__).parents[1]  # the installed headwater package
     for path in sorted(source.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             target = dest / path.relative_to(source)
