@@ -123,8 +123,10 @@ def test_batches_do_not_change_the_answer(values, devices, cuts, which):
         last = max(last, cut)
     split = pl.concat(parts)
     key = ["device", "time"]
-    assert split.sort(key).select(*key, "score").rows() == \
-        whole.sort(key).select(*key, "score").rows()
+    got, want = split.sort(key), whole.sort(key)
+    assert got.select(key).rows() == want.select(key).rows()
+    # running sums differ in the last bits with where a batch starts: equal up to rounding
+    assert got["score"].to_list() == pytest.approx(want["score"].to_list(), rel=1e-9, abs=1e-12)
 
 
 def test_snapshot_restore_is_the_same_as_going_on():
