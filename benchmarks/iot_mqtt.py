@@ -88,8 +88,9 @@ def publisher(args: argparse.Namespace, start_ms: int, share: int, prefix: str,
     out.put(("sent", sent, max(0.0, time.time() - start_ms / 1000 - args.seconds)))
 
 
-def gateway(folder: str, prefix: str, group: str, client: str, stop, out: mp.Queue) -> None:
-    """The gateway, until ``stop`` or 5 s without a message once the publishers are done."""
+def gateway(folder: str, prefix: str, group: str, client: str, publishers_done,
+            out: mp.Queue) -> None:
+    """The gateway, until the publishers are done and nothing arrived for 3 s."""
     from headwater.brokers import EmbeddedBroker
     from headwater.contract import Contract
     from headwater.store import DuckDBStore
@@ -97,10 +98,19 @@ def gateway(folder: str, prefix: str, group: str, client: str, stop, out: mp.Que
 
     _pin(1)
     broker, store = EmbeddedBroker(Path(folder) / "log"), DuckDBStore(Path(folder) / "gw.duckdb")
+    stop = threading.Event()
+    last = {"payloads": -1, "at": time.monotonic()}
+
+    def drained(result) -> None:
+        if result.payloads != last["payloads"]:
+            last.update(payloads=result.payloads, at=time.monotonic())
+        elif publishers_done.is_set() and time.monotonic() - last["at"] > 3:
+            stop.set()
+
     cpu = time.process_time()
     result = run_mqtt_gateway(URL, broker, "readings", store=store, topics=[f"{prefix}/#"],
                               group=group, client_id=client, contract=Contract.load(CONTRACT),
-                              idle_s=5.0, stop=stop)
+                              idle_s=None, stop=stop, progress=drained)
     out.put(("gateway", vars(result), time.process_time() - cpu))
     store.close()
     broker.close()
@@ -244,15 +254,16 @@ def headwater_run(ctx, args: argparse.Namespace, folder: Path) -> dict:
         log.create_topic("readings", partitions=4)
     tag = uuid.uuid4().hex[:8]
     prefix = f"hwbench/{tag}"
-    out, stop_gw, gateway_done = ctx.Queue(), ctx.Event(), ctx.Event()
+    out, sent_q, published, gateway_done = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
     gw = ctx.Process(target=gateway, args=(str(folder), prefix, f"g-{tag}", f"gw-{tag}",
-                                           stop_gw, out))
+                                           published, out))
     pr = ctx.Process(target=processor, args=(str(folder), gateway_done, out))
     gw.start()
     pr.start()
     time.sleep(3)                                   # connected, subscribed, log open
-    sent, behind = _publish_all(ctx, args, prefix, out)
-    gw_data, gw_cpu = _collect(out, {"gateway"})["gateway"]   # idle for 5 s: all taken
+    sent, behind = _publish_all(ctx, args, prefix, sent_q)
+    published.set()
+    gw_data, gw_cpu = _collect(out, {"gateway"})["gateway"]   # quiet for 3 s: all taken
     gateway_done.set()
     pr_data, pr_cpu = _collect(out, {"processor"})["processor"]
     gw.join()
@@ -270,11 +281,11 @@ def headwater_run(ctx, args: argparse.Namespace, folder: Path) -> dict:
 def bare_run(ctx, args: argparse.Namespace) -> dict:
     tag = uuid.uuid4().hex[:8]
     prefix = f"hwbench/{tag}"
-    out, stop = ctx.Queue(), ctx.Event()
+    out, sent_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     sub = ctx.Process(target=bare_subscriber, args=(prefix, f"bare-{tag}", stop, out))
     sub.start()
     time.sleep(2)
-    sent, behind = _publish_all(ctx, args, prefix, out)
+    sent, behind = _publish_all(ctx, args, prefix, sent_q)
     time.sleep(3)                                   # the last ones through
     stop.set()
     data, cpu = _collect(out, {"bare"})["bare"]
