@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from headwater.core import NotFoundError, require
+from headwater.core import ConfigError, NotFoundError, require
 from headwater.ml.recommend._data import EVENT_WEIGHTS, Encoded, Interactions
 from headwater.ml.recommend._metrics import top_k
-from headwater.ml.recommend._models import Model, get_model
+from headwater.ml.recommend._models import Model, Popularity, get_model
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +43,7 @@ class Recommender:
     """
 
     model: Model
-    fallback: Model
+    fallback: Popularity
     encoded: Encoded
     weights: dict[str, float] = field(default_factory=lambda: dict(EVENT_WEIGHTS))
     use_values: bool = False
@@ -53,14 +53,26 @@ class Recommender:
     def __post_init__(self) -> None:
         self._index()
 
+    _CACHES = ("_users", "_items", "_position", "_category_code", "_categories")
+
     def _index(self) -> None:
+        """Look-ups built from the catalogue (plain dicts: a request does no pandas work)."""
         self._users = pd.Index(self.encoded.users)
         self._items = pd.Index(self.encoded.items)
+        self._position = {str(item): i for i, item in enumerate(self.encoded.items)}
+        cats = self.encoded.categories
+        if cats is None:
+            self._category_code = None
+            self._categories: dict[str, int] = {}
+        else:
+            codes, uniques = pd.factorize(pd.Series(cats, dtype="string"))
+            self._category_code = codes.astype(np.int32)  # -1: no category
+            self._categories = {str(c): i for i, c in enumerate(uniques)}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_users", None)
-        state.pop("_items", None)
+        for name in self._CACHES:
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -89,6 +101,9 @@ class Recommender:
                                                                           **(params or {}))
         backup = fallback if isinstance(fallback, Model) else get_model(fallback)(
             seed=seed, **(fallback_params or {}))
+        if not isinstance(backup, Popularity):
+            raise ConfigError(f"the fallback must be popularity or trending, not '{backup.name}'",
+                              hint="fallback='popularity' or fallback='trending'")
         chosen.fit(encoded.weights, encoded.times)
         backup.fit(encoded.weights, encoded.times)
         return cls(model=chosen, fallback=backup, encoded=encoded,
@@ -135,7 +150,9 @@ class Recommender:
         n_items = len(self.encoded.items)
         if not history:
             return sparse_.csr_matrix((1, n_items), dtype=np.float32)
-        idx = self._items.get_indexer([str(i) for i in history])
+        position = self._position
+        idx = np.fromiter((position.get(str(i), -1) for i in history), dtype=np.int64,
+                          count=len(history))
         values = np.fromiter((float(v) for v in history.values()), dtype=np.float32,
                              count=len(history))
         known = (idx >= 0) & (values > 0)
@@ -146,15 +163,16 @@ class Recommender:
     def _allowed(self, exclude: Collection[str], category: str | None) -> np.ndarray:
         allowed = np.ones(len(self.encoded.items), dtype=bool)
         if len(exclude):
-            idx = self._items.get_indexer([str(e) for e in exclude])
+            position = self._position
+            idx = np.fromiter((position.get(str(e), -1) for e in exclude), dtype=np.int64,
+                              count=len(exclude))
             allowed[idx[idx >= 0]] = False
         if category is not None:
-            cats = self.encoded.categories
-            if cats is None:
+            code = self._categories.get(str(category))
+            if code is None or self._category_code is None:
                 allowed[:] = False
             else:
-                allowed &= pd.Series(cats).astype("string").eq(str(category)).fillna(
-                    False).to_numpy(dtype=bool)
+                allowed &= self._category_code == code
         return allowed
 
     def recommend(self, history: Mapping[str, float], k: int = 10,
@@ -187,7 +205,7 @@ class Recommender:
         return self._fallback_top(self._allowed(exclude, category), k)
 
     def _fallback_top(self, allowed: np.ndarray, k: int) -> list[tuple[str, float]]:
-        scores = np.where(allowed, self.fallback.score(self._row({}))[0], -np.inf)
+        scores = np.where(allowed, self.fallback.scores_, -np.inf)
         best = [int(i) for i in top_k(scores[None, :], k)[0] if np.isfinite(scores[i])]
         return [(str(self.encoded.items[i]), float(scores[i])) for i in best]
 
