@@ -598,9 +598,15 @@ class _PartitionReader:
                     max_records -= take
                     i += 1
                 continue
-            if k + 1 == len(bases):
+            if k + 1 >= len(bases):
                 bases = self.bases()  # has the writer sealed this segment since?
-            if k + 1 == len(bases):
+                # retention may have deleted segments meanwhile, ours too: place offset again
+                k = bisect.bisect_right(bases, offset) - 1
+                if k < 0:
+                    break
+                if bases[k] != seg.base:
+                    continue
+            if k + 1 >= len(bases):
                 break
             if bases[k + 1] != offset and not seg.refresh():
                 # sealed (so indexed to its end) and short of the next: frames lost to a power

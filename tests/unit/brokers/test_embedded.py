@@ -216,6 +216,20 @@ def test_retention_by_size_deletes_whole_old_segments(tmp_path: Path) -> None:
     broker.close()
 
 
+def test_a_reader_at_the_end_survives_retention_deleting_behind_it(tmp_path: Path) -> None:
+    writer = EmbeddedBroker(tmp_path, segment_bytes=4096, retention_bytes=12_000)
+    writer.create_topic("t")
+    reader = EmbeddedBroker(tmp_path).consumer("t", group="g")
+    for i in range(8):  # two segments or so, all read
+        produce_values(writer, "t", [bytes([65 + i]) * 300 for _ in range(3)])
+    seen = reader.poll(max_records=1000, timeout=0)["offset"].to_pylist()
+    # one big append: a new segment, and retention deletes the ones the reader knew
+    produce_values(writer, "t", [b"z" * 3000 for _ in range(3)])
+    seen += reader.poll(max_records=1000, timeout=0)["offset"].to_pylist()
+    assert seen == list(range(27))
+    writer.close()
+
+
 def test_retention_by_age(tmp_path: Path) -> None:
     broker = EmbeddedBroker(tmp_path, segment_bytes=4096, retention_ms=3_600_000)
     broker.create_topic("t")
