@@ -80,7 +80,7 @@ def measure(url: str, records: int, work: Path) -> tuple[float, float]:
     import orjson
 
     from headwater.ingest._pipeline import ingest
-    from headwater.ingest.sources._rest import Paginator, RestSource
+    from headwater.ingest.sources import Paginator, RestSource
     from headwater.store import DuckDBStore
 
     for _ in range(100):

@@ -75,7 +75,7 @@ def main() -> None:
     import psycopg
 
     from headwater.ingest._pipeline import ingest
-    from headwater.ingest.sources._sql import SqlSource
+    from headwater.ingest.sources import SqlSource
     from headwater.store import DuckDBStore
 
     url = args.url

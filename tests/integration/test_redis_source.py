@@ -8,7 +8,7 @@ import pytest
 
 from headwater.core import SourceError, State
 from headwater.ingest._pipeline import ingest
-from headwater.ingest.sources._redis import RedisSource
+from headwater.ingest.sources import RedisSource
 from headwater.store import DuckDBStore
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,7 @@ import pytest
 
 from headwater.core import SourceError, State
 from headwater.ingest._pipeline import ingest
-from headwater.ingest.sources._http import RetryPolicy
-from headwater.ingest.sources._rest import (
+from headwater.ingest.sources import (
     ApiKeyAuth,
     BasicAuth,
     BearerAuth,
@@ -23,6 +22,7 @@ from headwater.ingest.sources._rest import (
     Paginator,
     RestSource,
 )
+from headwater.ingest.sources._http import RetryPolicy
 from headwater.store import DuckDBStore
 
 from .cases.flaky_api import FlakyApi, make_records
@@ -218,7 +218,7 @@ def test_kill_9_mid_run_then_resume_loads_everything_once(api, tmp_path):
     script = textwrap.dedent(f"""
         import sys
         from headwater.ingest._pipeline import ingest
-        from headwater.ingest.sources._rest import RestSource, Paginator
+        from headwater.ingest.sources import Paginator, RestSource
         from headwater.store import DuckDBStore
         src = RestSource("{api.url}/items", records="data", timeout=5, pages_per_commit=2,
                          pagination=Paginator("page", size_param="per_page", size=10))

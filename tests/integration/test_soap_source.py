@@ -8,8 +8,8 @@ import pytest
 
 from headwater.core import SourceError, State
 from headwater.ingest._pipeline import ingest
+from headwater.ingest.sources import SoapSource
 from headwater.ingest.sources._http import RetryPolicy
-from headwater.ingest.sources._soap import SoapSource
 from headwater.store import DuckDBStore
 
 from .cases.soap_server import SoapServer

@@ -17,7 +17,7 @@ import pytest
 
 from headwater.core import ConfigError, NotFoundError, SourceError, State
 from headwater.ingest._pipeline import ingest
-from headwater.ingest.sources._sql import SqlSource
+from headwater.ingest.sources import SqlSource
 from headwater.store import DuckDBStore
 
 pytestmark = pytest.mark.integration

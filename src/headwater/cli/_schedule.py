@@ -25,7 +25,7 @@ def list_schedules() -> None:
 
     Example: headwater schedule list
     """
-    from headwater.ingest._schedule import Scheduler
+    from headwater.ingest import Scheduler
 
     plan = Scheduler(project()).plan()
     table = Table(title="schedules")
@@ -49,7 +49,7 @@ def run_schedules(
 
     Example: headwater schedule run --pipeline orders
     """
-    from headwater.ingest._schedule import Scheduler
+    from headwater.ingest import Scheduler
 
     scheduler = Scheduler(project(), only=pipeline or None)
 

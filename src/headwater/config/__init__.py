@@ -20,7 +20,7 @@ from headwater.config._brokers import (
 from headwater.config._cv import CV_MODELS, CVSpec
 from headwater.config._ml import (
     ALGORITHMS,
-    CostMatrix,
+    CostMatrixSpec,
     MLSpec,
     RegistrySpec,
     ThresholdSpec,
@@ -36,8 +36,8 @@ from headwater.config._project import (
     load_project,
     parse_project,
 )
-from headwater.config._sources import FilesSource, SourceSpec
-from headwater.config._stores import DeltaStore, DuckDBStore, PostgresStore, StoreSpec
+from headwater.config._sources import FilesSpec, SourceSpec
+from headwater.config._stores import DeltaStoreSpec, DuckDBStoreSpec, PostgresStoreSpec, StoreSpec
 from headwater.config._stream import (
     DetectorSpec,
     ProcessorSpec,
@@ -56,12 +56,12 @@ __all__ = [
     "AlertsSpec",
     "BrokerSpec",
     "CVSpec",
-    "CostMatrix",
-    "DeltaStore",
+    "CostMatrixSpec",
+    "DeltaStoreSpec",
     "DetectorSpec",
-    "DuckDBStore",
+    "DuckDBStoreSpec",
     "EmbeddedBrokerSpec",
-    "FilesSource",
+    "FilesSpec",
     "InhibitSpec",
     "KafkaBrokerSpec",
     "KinesisBrokerSpec",
@@ -71,7 +71,7 @@ __all__ = [
     "MetricsSpec",
     "NatsBrokerSpec",
     "PipelineSpec",
-    "PostgresStore",
+    "PostgresStoreSpec",
     "ProcessorSpec",
     "Project",
     "RegistrySpec",

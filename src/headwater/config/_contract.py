@@ -254,7 +254,7 @@ class ColumnSpec(_Spec):
         return self
 
 
-class RowRule(_Spec):
+class RowRuleSpec(_Spec):
     """A row rule: an expression every row must meet, with an optional message."""
 
     check: str = Field(description="e.g. end_date >= start_date and quantity * price < 1e6")
@@ -274,7 +274,7 @@ class FreshnessSpec(_Spec):
         return value
 
 
-class TableRules(_Spec):
+class TableRulesSpec(_Spec):
     """Rules on the whole run's rows, checked when the run ends."""
 
     min_rows: int | None = Field(None, ge=0, description="fewest valid rows a run must load")
@@ -324,12 +324,13 @@ class ContractSpec(_Spec):
     unique: list[list[str]] = Field(
         default_factory=list, description="more unique keys: [[email], [region, code]]"
     )
-    rules: dict[str, str | RowRule] = Field(
+    rules: dict[str, str | RowRuleSpec] = Field(
         default_factory=dict,
         description="row rules: name -> expression (or {check, message}), "
         "e.g. end_after_start: end_date >= start_date",
     )
-    table: TableRules = Field(default_factory=TableRules, description="rules on the whole run")
+    table: TableRulesSpec = Field(default_factory=TableRulesSpec,
+                                  description="rules on the whole run")
     dedupe: DedupeSpec | None = Field(
         None, description="'exact', or {by: [key], latest: column}"
     )
@@ -437,7 +438,7 @@ def parse_contract(data: Any, *, origin: str = "contract", lines: dict | None = 
                           hint="docs/contracts.md lists every key with an example") from None
 
 
-_UNION_TAGS = {"str", "int", "float", "bool", "RowRule", "list[any]", "dict[str,any]"}
+_UNION_TAGS = {"str", "int", "float", "bool", "RowRuleSpec", "list[any]", "dict[str,any]"}
 
 
 def _file_loc(loc: tuple, lines: dict) -> tuple:

@@ -34,7 +34,7 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class CostMatrix(_Spec):
+class CostMatrixSpec(_Spec):
     """What each outcome of a decision costs (or, negative, earns) for one customer."""
 
     true_positive: float = Field(0.0, description="cost of acting on a customer who would "
@@ -51,7 +51,7 @@ class ThresholdSpec(_Spec):
         "max_f1", description="max_f1, target_recall (the highest threshold reaching "
         "`target_recall`), cost (the lowest expected cost under `cost`), or fixed (`value`)")
     target_recall: float = Field(0.8, gt=0, le=1, description="recall to reach for target_recall")
-    cost: CostMatrix = Field(default_factory=CostMatrix,
+    cost: CostMatrixSpec = Field(default_factory=CostMatrixSpec,
                              description="cost matrix for strategy cost")
     value: float = Field(0.5, ge=0, le=1, description="the threshold for strategy fixed")
 

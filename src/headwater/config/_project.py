@@ -18,7 +18,7 @@ from headwater.config._contract import ContractSpec
 from headwater.config._deploy import DeploySpec
 from headwater.config._ml import MLSpec
 from headwater.config._sources import SourceSpec
-from headwater.config._stores import DuckDBStore, StoreSpec
+from headwater.config._stores import DuckDBStoreSpec, StoreSpec
 from headwater.config._stream import ProcessorSpec
 from headwater.config._yaml import dotted, line_of, load_yaml, read_text
 from headwater.core import ConfigError, redact
@@ -82,7 +82,7 @@ class Project(_Spec):
 
     project: str = Field("headwater", description="a name for this project")
     stores: dict[str, StoreSpec] = Field(
-        default_factory=lambda: {"warehouse": DuckDBStore()},
+        default_factory=lambda: {"warehouse": DuckDBStoreSpec()},
         description="named stores; `warehouse` is the default sink and what `headwater sql` "
         "queries",
     )
@@ -107,7 +107,7 @@ class Project(_Spec):
 
     @model_validator(mode="after")
     def _stores_named(self) -> Project:
-        self.stores.setdefault("warehouse", DuckDBStore())
+        self.stores.setdefault("warehouse", DuckDBStoreSpec())
         for name, pipeline in self.pipelines.items():
             if pipeline.store not in self.stores:
                 raise ValueError(

@@ -11,7 +11,7 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DuckDBStore(_Spec):
+class DuckDBStoreSpec(_Spec):
     """The embedded warehouse: one DuckDB file."""
 
     kind: Literal["duckdb"] = "duckdb"
@@ -19,7 +19,7 @@ class DuckDBStore(_Spec):
                       description="DuckDB file, relative to the project")
 
 
-class PostgresStore(_Spec):
+class PostgresStoreSpec(_Spec):
     """A PostgreSQL database used as the warehouse."""
 
     kind: Literal["postgres"]
@@ -28,7 +28,7 @@ class PostgresStore(_Spec):
     db_schema: str = Field("public", alias="schema", description="schema the tables live in")
 
 
-class DeltaStore(_Spec):
+class DeltaStoreSpec(_Spec):
     """A lake of Delta tables on local disk or S3."""
 
     kind: Literal["delta"]
@@ -41,4 +41,5 @@ class DeltaStore(_Spec):
     )
 
 
-StoreSpec = Annotated[DuckDBStore | PostgresStore | DeltaStore, Field(discriminator="kind")]
+StoreSpec = Annotated[DuckDBStoreSpec | PostgresStoreSpec | DeltaStoreSpec,
+                      Field(discriminator="kind")]

@@ -26,7 +26,7 @@ from headwater.config._contract import (
     CleanseSpec,
     ColumnSpec,
     ContractSpec,
-    RowRule,
+    RowRuleSpec,
     load_contract_file,
     parse_age,
     parse_contract,
@@ -229,7 +229,7 @@ class Contract:
                                     hint=exc.hint) from None
         self.row_rules: list[tuple[str, Any, str | None]] = []
         for rule_name, rule in spec.rules.items():
-            text, message = ((rule.check, rule.message) if isinstance(rule, RowRule)
+            text, message = ((rule.check, rule.message) if isinstance(rule, RowRuleSpec)
                              else (rule, None))
             try:
                 compiled = compile_rule(text, self.kinds, rule_name)

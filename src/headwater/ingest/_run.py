@@ -46,7 +46,7 @@ def infer_for_pipeline(project: Project, name: str, *, rows: int = 100_000) -> s
     Nothing is committed. A change-data-capture source is sampled by a plain read of its table,
     so no replication slot is created.
     """
-    from headwater.config._sources import SqlSource as SqlSpec
+    from headwater.config._sources import SqlSpec
     from headwater.ingest.sources import build_source
     from headwater.ingest.sources._sql import SqlSource
 

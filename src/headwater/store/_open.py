@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from headwater.config import DeltaStore as DeltaSpec
-from headwater.config import DuckDBStore as DuckDBSpec
-from headwater.config import PostgresStore as PostgresSpec
-from headwater.config import Project
+from headwater.config import DeltaStoreSpec, DuckDBStoreSpec, PostgresStoreSpec, Project
 from headwater.core import ConfigError
 from headwater.store._base import Store
 from headwater.store._delta import DeltaStore
@@ -24,11 +21,11 @@ def open_store(project: Project, name: str = "warehouse", *, read_only: bool = F
     if spec is None:
         raise ConfigError(f"no store '{name}' in headwater.yaml (stores: {sorted(project.stores)})",
                           hint="add it under `stores:`")
-    if isinstance(spec, DuckDBSpec):
+    if isinstance(spec, DuckDBStoreSpec):
         return DuckDBStore(project.path(spec.path), read_only=read_only)
-    if isinstance(spec, PostgresSpec):
+    if isinstance(spec, PostgresStoreSpec):
         return PostgresStore(spec.url.get_secret_value(), schema=spec.db_schema)
-    if isinstance(spec, DeltaSpec):
+    if isinstance(spec, DeltaStoreSpec):
         uri = spec.uri if "://" in spec.uri else str(project.path(spec.uri))
         options = {k: v.get_secret_value() for k, v in spec.storage_options.items()}
         return DeltaStore(uri, storage_options=options)

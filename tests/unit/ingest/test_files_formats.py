@@ -203,9 +203,9 @@ def test_unchanged_file_is_skipped_changed_file_is_read(tmp_path):
 
 
 def test_from_spec(tmp_path):
-    from headwater.config import FilesSource
+    from headwater.config import FilesSpec
 
-    spec = FilesSource(path="data/*.csv", delimiter=";", nested="json")
+    spec = FilesSpec(path="data/*.csv", delimiter=";", nested="json")
     source = FileSource.from_spec(spec, tmp_path)
     assert (source.paths, source.delimiter, source.nested, source.root) == (
         "data/*.csv", ";", "json", tmp_path)

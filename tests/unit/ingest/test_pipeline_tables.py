@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from headwater.ingest import ingest
-from headwater.ingest.sources._sql import SqlSource
+from headwater.ingest.sources import SqlSource
 from headwater.store import DuckDBStore
 
 

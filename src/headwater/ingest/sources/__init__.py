@@ -1,7 +1,47 @@
-"""Sources: where rows come from. Files in any format (detected from content), as Arrow batches."""
+"""Sources: where rows come from, as Arrow batches. Files in any format (detected from content),
+SQL databases (incremental by cursor, PostgreSQL CDC), REST and SOAP APIs, Redis.
 
-from headwater.ingest.sources._detect import FORMATS, Detected, detect
-from headwater.ingest.sources._files import FileSource, file_sha256
-from headwater.ingest.sources._registry import build_source
+Each source is built from its spec in headwater.yaml by :func:`build_source`, or directly:
 
-__all__ = ["FORMATS", "Detected", "FileSource", "build_source", "detect", "file_sha256"]
+    >>> from headwater.ingest.sources import SqlSource
+    >>> SqlSource("sqlite:///shop.db", tables=["orders"], cursor="updated_at").tables
+    ['orders']
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it; loaded on first use (database drivers, httpx, zeep)
+_EXPORTS = {
+    "FORMATS": "headwater.ingest.sources._detect",
+    "Detected": "headwater.ingest.sources._detect",
+    "detect": "headwater.ingest.sources._detect",
+    "FileSource": "headwater.ingest.sources._files",
+    "file_sha256": "headwater.ingest.sources._files",
+    "build_source": "headwater.ingest.sources._registry",
+    "SqlSource": "headwater.ingest.sources._sql",
+    "PostgresCdcSource": "headwater.ingest.sources._cdc",
+    "RestSource": "headwater.ingest.sources._rest",
+    "Paginator": "headwater.ingest.sources._rest",
+    "BearerAuth": "headwater.ingest.sources._rest",
+    "BasicAuth": "headwater.ingest.sources._rest",
+    "ApiKeyAuth": "headwater.ingest.sources._rest",
+    "OAuth2Auth": "headwater.ingest.sources._rest",
+    "SoapSource": "headwater.ingest.sources._soap",
+    "RedisSource": "headwater.ingest.sources._redis",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.ingest.sources' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -23,7 +23,7 @@ from headwater.ingest.sources._detect import FORMATS, Detected, detect
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
-    from headwater.config import FilesSource
+    from headwater.config import FilesSpec
 
 log = get_logger(__name__)
 
@@ -85,7 +85,7 @@ class FileSource(Source):
         self.root = root
 
     @classmethod
-    def from_spec(cls, spec: FilesSource, root: Path) -> FileSource:
+    def from_spec(cls, spec: FilesSpec, root: Path) -> FileSource:
         """The source a ``kind: files`` entry of headwater.yaml describes."""
         return cls(spec.path, format=spec.format, encoding=spec.encoding,
                    delimiter=spec.delimiter, header=spec.header, sheet=spec.sheet,

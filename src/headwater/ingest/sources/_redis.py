@@ -31,7 +31,7 @@ from headwater.ingest.sources._records import dicts_to_table, lists_as_json
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
-    from headwater.config._sources import RedisSource as RedisSpec
+    from headwater.config._sources import RedisSpec
 
 log = get_logger(__name__)
 

@@ -43,7 +43,7 @@ from headwater.ingest.sources._records import dig, find_records, records_to_tabl
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
-    from headwater.config._sources import RestSource as RestSpec
+    from headwater.config._sources import RestSpec
 
 log = get_logger(__name__)
 

@@ -38,7 +38,7 @@ from headwater.ingest.sources._records import find_records, records_to_table
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
-    from headwater.config._sources import SoapSource as SoapSpec
+    from headwater.config._sources import SoapSpec
 
 log = get_logger(__name__)
 

@@ -42,7 +42,7 @@ from headwater.ingest.sources._sql_types import (
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
-    from headwater.config._sources import SqlSource as SqlSpec
+    from headwater.config._sources import SqlSpec
 
 log = get_logger(__name__)
 
