@@ -96,6 +96,12 @@ SURFACES = {
         "HOUSING_COLUMNS", "HOUSING_TARGET", "SyntheticChurn", "make_churn",
         "make_housing", "write_churn_csv",
     ],
+    "headwater.serve": [
+        "API_KEY_ENV", "Interaction", "InteractionLog", "MemoryState", "Predictor",
+        "RedisState", "ServeSettings", "Server", "ServerMetrics", "Variant",
+        "api_key_from_env", "bucket", "build", "create_app", "open_state", "parse_rows",
+        "read_log", "run_server", "topic_for",
+    ],
     "headwater.console": [
         "arrow_table", "cv_leaderboard", "print_train_result", "quality_report",
         "run_summary", "train_leaderboard", "train_metrics",
