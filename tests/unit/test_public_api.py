@@ -19,9 +19,10 @@ SURFACES = {
     ],
     "headwater.core": [
         "Batch", "ConfigError", "ContractError", "Extract", "FileFormatError",
-        "HeadwaterError", "MissingExtraError", "NotFoundError", "POSITION",
-        "REJECTS_SCHEMA", "SchemaChangeError", "SinkError", "Source", "SourceError",
-        "State", "WriteMode", "redact", "register_secret", "require",
+        "HeadwaterError", "MissingExtraError", "NotFoundError", "POSITION", "Progress",
+        "REJECTS_SCHEMA", "SchemaChangeError", "SinkError", "Source", "SourceError", "State",
+        "WriteMode", "check_duration", "duration_ms", "parse_duration", "redact",
+        "register_secret", "require",
     ],
     "headwater.config": [
         "ALGORITHMS", "BrokerSpec", "CVSpec", "CV_MODELS", "CostMatrixSpec",
@@ -30,7 +31,7 @@ SURFACES = {
         "LoggingSpec", "MLSpec", "MetadataSpec", "MetricsSpec", "NatsBrokerSpec",
         "PROJECT_FILE", "PipelineSpec", "PostgresStoreSpec", "ProcessorSpec", "Project",
         "RegistrySpec", "SourceSpec", "StoreSpec", "StreamInputSpec",
-        "StreamOutputsSpec", "ThresholdSpec", "TrainSpec", "WindowSpec", "duration_ms",
+        "StreamOutputsSpec", "ThresholdSpec", "TrainSpec", "WindowSpec",
         "load_project", "load_yaml", "parse_project",
     ],
     "headwater.contract": [
@@ -41,7 +42,7 @@ SURFACES = {
     "headwater.store": [
         "DeltaStore", "DuckDBStore", "Evolution", "PostgresStore", "QUARANTINE_SCHEMA",
         "QUARANTINE_TABLE", "RunStore", "STATE_TABLE", "Store", "Transaction",
-        "literal", "open_store", "plan_evolution", "quote", "run_store",
+        "literal", "open_store", "plan_evolution", "quote", "recorded_run", "run_store",
     ],
     "headwater.monitor": [
         "Run", "configure_logging", "get_logger", "metrics", "new_run_id",
@@ -87,7 +88,7 @@ SURFACES = {
         "bootstrap_intervals", "build_preprocessor", "calibration_table",
         "check_signature", "check_training_data", "choose_threshold",
         "corrected_t_test", "cross_validate", "cv_spec", "figure_png", "gains_table",
-        "get_algorithm", "infer_kind", "infer_task", "load_dataset", "load_model",
+        "get_algorithm", "holdout_split", "infer_kind", "infer_task", "load_dataset", "load_model",
         "make_dataset", "predict", "read_frame", "regression_metrics", "run_cv",
         "score", "selection_report", "split_folds", "tracking_uris", "train",
         "train_classifier", "tune", "tune_worker",
@@ -101,6 +102,12 @@ SURFACES = {
         "RedisState", "ServeSettings", "Server", "ServerMetrics", "Variant",
         "api_key_from_env", "bucket", "build", "create_app", "open_state", "parse_rows",
         "read_log", "run_server", "topic_for",
+    ],
+    "headwater.ml.recommend": [
+        "DEFAULT_MODELS", "EVENT_WEIGHTS", "Encoded", "Evaluation", "Interactions", "MODELS",
+        "Model", "ModelResult", "Recommender", "TrainedRecommender", "evaluate_recommender",
+        "get_model", "load_interactions", "load_recommender", "rank", "ranking_metrics",
+        "read_udata", "split", "top_k", "train_recommender", "tune_model", "write_report",
     ],
     "headwater.console": [
         "arrow_table", "cv_leaderboard", "print_train_result", "quality_report",
@@ -145,13 +152,11 @@ def test_import_headwater_does_not_load_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_recommend_surface() -> None:
-    import headwater.ml.recommend as rec
-
-    assert rec.__all__ == [
-        "DEFAULT_MODELS", "EVENT_WEIGHTS", "Encoded", "Evaluation", "Interactions", "MODELS",
-        "Model", "ModelResult", "Recommender", "TrainedRecommender", "evaluate_recommender",
-        "get_model", "load_interactions", "load_recommender", "rank", "ranking_metrics",
-        "read_udata", "split", "top_k", "train_recommender", "tune_model", "write_report"]
-    for name in rec.__all__:
-        assert hasattr(rec, name), name
+def test_cli_help_does_not_load_the_engines() -> None:
+    """`headwater --help` stays fast: no DuckDB, Polars, Delta Lake, SQLAlchemy or ML at start."""
+    code = ("import sys\nsys.argv = ['headwater', '--help']\nfrom headwater.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('duckdb', 'polars', 'deltalake', 'sqlalchemy', 'pandas', "
+            "'sklearn', 'mlflow', 'fastapi') if m in sys.modules]\nprint(heavy, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip().splitlines()[-1] == "[]"

@@ -102,7 +102,7 @@ def cv(
                   disable=quiet_json) as bar:
         handle = bar.add_task("cross-validating", total=None)
 
-        def progress(done: int, total: int, label: str) -> None:
+        def progress(label: str, done: int, total: int) -> None:
             bar.update(handle, completed=done, total=total, description=f"fitted {label}")
 
         result = run_cv(proj, task, data=data, target=target, spec=spec,

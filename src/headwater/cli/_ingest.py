@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressDisplay
 from rich.table import Table
 
 from headwater.cli._app import app, console, project
 from headwater.console import quality_report, run_summary
-from headwater.ingest._pipeline import ProgressFn
+from headwater.core import Progress
 from headwater.monitor import Run, publish_metrics
 
 ingest_app = typer.Typer(
@@ -25,9 +26,9 @@ app.add_typer(ingest_app, name="ingest")
 
 
 @contextmanager
-def progress_bar(title: str) -> Iterator[ProgressFn]:
+def progress_bar(title: str) -> Iterator[Progress]:
     """A Rich progress display fed by the pipeline's progress callback."""
-    with Progress(
+    with ProgressDisplay(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),

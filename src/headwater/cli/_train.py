@@ -55,20 +55,16 @@ def train(
     from headwater.ml._project import train as train_task
 
     proj = project()
-    spec = task_spec(proj, task, data=data, target=target)
-    thresholds = spec.threshold.model_dump()
-    if threshold:
-        thresholds["strategy"] = threshold
-    if target_recall is not None:
-        thresholds["target_recall"] = target_recall
     overrides = {"data": data, "target": target, "algorithms": _split(algorithms),
                  "time_budget_s": budget, "trials": trials, "folds": folds,
                  "feature_selection": select, "drop": _split(drop), "seed": seed,
-                 "threshold": thresholds, "register_best": register}
+                 "register_best": register, "threshold": threshold,
+                 "target_recall": target_recall}
+    spec = task_spec(proj, task, **overrides)  # a bad option fails here, before any work
     with Progress("[progress.description]{task.description}", BarColumn(),
                   "{task.completed:.0f}/{task.total:.0f} s of the tuning budget",
                   TimeElapsedColumn(), console=console, transient=True) as bar:
-        job = bar.add_task(f"training {task}", total=budget or spec.time_budget_s)
+        job = bar.add_task(f"training {task}", total=spec.time_budget_s)
 
         def progress(message: str, done: int, total: int) -> None:
             bar.update(job, description=message, completed=done, total=total)

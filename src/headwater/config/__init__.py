@@ -15,7 +15,6 @@ from headwater.config._brokers import (
     KafkaBrokerSpec,
     KinesisBrokerSpec,
     NatsBrokerSpec,
-    duration_ms,
 )
 from headwater.config._cv import CV_MODELS, CVSpec
 from headwater.config._ml import (
@@ -85,7 +84,6 @@ __all__ = [
     "ThresholdSpec",
     "TrainSpec",
     "WindowSpec",
-    "duration_ms",
     "load_project",
     "load_yaml",
     "parse_project",

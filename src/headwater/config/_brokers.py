@@ -6,26 +6,13 @@ pipelines and ``headwater stream`` commands name the broker they use.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
+from headwater.core import check_duration, duration_ms
+
 DEFAULT_BROKER = "embedded"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def duration_ms(text: str) -> int:
-    """``'500ms'``, ``'30s'``, ``'10m'``, ``'2h'``, ``'7d'`` in milliseconds.
-
-    >>> duration_ms("7d")
-    604800000
-    """
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration: write e.g. 500ms, 30s, 10m, 2h or 7d")
-    return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
 
 
 class _Spec(BaseModel):
@@ -71,9 +58,7 @@ class EmbeddedBrokerSpec(_Spec):
     @field_validator("retention")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            duration_ms(value)
-        return value
+        return check_duration(value)
 
     @property
     def retention_ms(self) -> int | None:

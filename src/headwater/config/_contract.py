@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from headwater.config._yaml import dotted, line_of, load_yaml, read_text
-from headwater.core import ConfigError
+from headwater.core import ConfigError, check_duration
 
 #: The contract format this version of headwater writes and reads.
 CONTRACT_VERSION = 1
@@ -270,8 +270,7 @@ class FreshnessSpec(_Spec):
     @field_validator("max_age")
     @classmethod
     def _age_parses(cls, value: str) -> str:
-        parse_age(value)
-        return value
+        return check_duration(value)
 
 
 class TableRulesSpec(_Spec):
@@ -397,22 +396,6 @@ class ContractSpec(_Spec):
                 raise ValueError(f"{key} names {missing}, which are not under columns "
                                  f"(columns: {', '.join(self.columns)})")
         return self
-
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(text: str) -> float:
-    """``'36h'`` -> seconds.
-
-    >>> parse_age("2d")
-    172800.0
-    """
-    match = _AGE.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not an age; write a number and a unit: 90m, 36h, 2d, 1w")
-    return float(match.group(1)) * _AGE_SECONDS[match.group(2)]
 
 
 def parse_contract(data: Any, *, origin: str = "contract", lines: dict | None = None,

@@ -7,17 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from headwater.config._brokers import DEFAULT_BROKER, duration_ms
+from headwater.config._brokers import DEFAULT_BROKER
+from headwater.core import check_duration
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _check_duration(value: str | None) -> str | None:
-    if value is not None:
-        duration_ms(value)
-    return value
 
 
 class StreamInputSpec(_Spec):
@@ -41,7 +36,7 @@ class WindowSpec(_Spec):
     hop: str | None = Field(None, description="hopping: how often a window starts, e.g. 15s")
     gap: str | None = Field(None, description="session: inactivity that closes a session")
 
-    _durations = field_validator("size", "hop", "gap")(_check_duration)
+    _durations = field_validator("size", "hop", "gap")(check_duration)
 
 
 class DetectorSpec(_Spec):
@@ -68,7 +63,7 @@ class DetectorSpec(_Spec):
         "the gateway received the readings (ingest_time; a device with a wrong clock is not "
         "taken for silent)")
 
-    _durations = field_validator("after")(_check_duration)
+    _durations = field_validator("after")(check_duration)
 
 
 class AlertPolicySpec(_Spec):
@@ -79,7 +74,7 @@ class AlertPolicySpec(_Spec):
     suppress: str = Field("0s", description="after resolving, no new alert on the same series "
                           "and detector for this long")
 
-    _durations = field_validator("resolve_after", "suppress")(_check_duration)
+    _durations = field_validator("resolve_after", "suppress")(check_duration)
 
 
 class StreamOutputsSpec(_Spec):
@@ -116,5 +111,5 @@ class ProcessorSpec(_Spec):
     max_latency: str = Field("200ms", description="a micro-batch waits at most this long")
 
     _durations = field_validator("dedupe", "watermark_delay", "allowed_lateness",
-                                 "max_latency")(_check_duration)
+                                 "max_latency")(check_duration)
 

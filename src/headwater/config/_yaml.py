@@ -6,11 +6,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import yaml
 
 from headwater.core import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 Loc = tuple[str | int, ...]
 
@@ -143,3 +148,26 @@ def read_text(path: Path) -> str:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
         ) from None
+
+
+def validate_settings(model: type[M], values: dict[str, Any], *, what: str, hint: str) -> M:
+    """``model`` validated from ``values`` (settings from headwater.yaml with command-line
+    overrides); a ConfigError that names each bad key instead of pydantic's ValidationError.
+
+    >>> from headwater.config import CVSpec
+    >>> try:
+    ...     validate_settings(CVSpec, {"folds": 1}, what="cv settings", hint="see --help")
+    ... except ConfigError as exc:
+    ...     print(exc.message)
+    invalid cv settings: folds: Input should be greater than or equal to 2 (got 1)
+    """
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{dotted(tuple(e['loc']))}: {e['msg']}"
+            + ("" if isinstance(e.get("input"), dict | list) else f" (got {e.get('input')!r})")
+            for e in exc.errors(include_url=False))
+        raise ConfigError(f"invalid {what}: {problems}", hint=hint) from None

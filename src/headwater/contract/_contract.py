@@ -28,7 +28,6 @@ from headwater.config._contract import (
     ContractSpec,
     RowRuleSpec,
     load_contract_file,
-    parse_age,
     parse_contract,
 )
 from headwater.contract._cleanse import (
@@ -54,7 +53,7 @@ from headwater.contract._rules import (
     show,
     unknown_rule,
 )
-from headwater.core import POSITION, ContractError
+from headwater.core import POSITION, ContractError, parse_duration
 
 #: Schema of :attr:`Checked.invalid`.
 INVALID_SCHEMA = pa.schema([
@@ -794,7 +793,7 @@ class Checker:
                          if isinstance(newest, date) and not isinstance(newest, datetime)
                          else newest)
                 age = (now - stamp).total_seconds()
-                ok = age <= parse_age(fresh.max_age)
+                ok = age <= parse_duration(fresh.max_age).total_seconds()
                 findings.append(Finding(
                     f"freshness({fresh.column})", ok,
                     f"newest {fresh.column} is {stamp.isoformat()} ({_age(age)} old); at most "

@@ -9,6 +9,7 @@ from headwater.core._batch import (
     State,
     WriteMode,
 )
+from headwater.core._duration import check_duration, duration_ms, parse_duration
 from headwater.core._errors import (
     ConfigError,
     ContractError,
@@ -23,6 +24,7 @@ from headwater.core._errors import (
 )
 from headwater.core._secrets import redact, register_secret
 from headwater.core._signals import stop_on_signals
+from headwater.core._types import Progress
 
 __all__ = [
     "POSITION",
@@ -35,12 +37,16 @@ __all__ = [
     "HeadwaterError",
     "MissingExtraError",
     "NotFoundError",
+    "Progress",
     "SchemaChangeError",
     "SinkError",
     "Source",
     "SourceError",
     "State",
     "WriteMode",
+    "check_duration",
+    "duration_ms",
+    "parse_duration",
     "redact",
     "register_secret",
     "require",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from headwater.core import (
     ContractError,
     Extract,
     HeadwaterError,
+    Progress,
     Source,
     SourceError,
     State,
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
     from headwater.contract import Checker, Contract, Typed
 
 log = get_logger(__name__)
-
-#: Called after each batch with (extract source, rows read so far in it, bytes of the extract).
-ProgressFn = Callable[[str, int, int], None]
-
 
 @dataclass
 class ExtractResult:
@@ -128,7 +125,7 @@ def _all_written(extract: Extract, rows: str, where: str, passed: int, wrote: in
 def ingest(source: Source, store: Store, *, table: str, pipeline: str | None = None,
            contract: Contract | None = None, mode: WriteMode = "append",
            primary_key: list[str] | None = None, runs: RunStore | None = None,
-           progress: ProgressFn | None = None) -> Run:
+           progress: Progress | None = None) -> Run:
     """Load everything ``source`` has not yet delivered into ``table`` of ``store``.
 
     Parameters
@@ -206,7 +203,7 @@ class _Loader:
 
     def __init__(self, store: Store, current: Run, *, pipeline: str, table: str,
                  contract: Contract | None, mode: WriteMode, primary_key: list[str] | None,
-                 progress: ProgressFn | None, ids: _Ids | None = None) -> None:
+                 progress: Progress | None, ids: _Ids | None = None) -> None:
         self.store = store
         self.run = current
         self.pipeline = pipeline

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import PipelineSpec, Project
-from headwater.core import ConfigError, Source, State, WriteMode, stop_on_signals
-from headwater.ingest._pipeline import ProgressFn, ingest
+from headwater.core import ConfigError, Progress, Source, State, WriteMode, stop_on_signals
+from headwater.ingest._pipeline import ingest
 from headwater.ingest._quarantine import QuarantineSource
 from headwater.monitor import Run
 from headwater.store import RunStore, Store, open_store, run_store
@@ -90,7 +90,7 @@ def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: s
                  contract: Contract | str | Path | dict[str, Any] | None = None,
                  mode: WriteMode = "append", primary_key: list[str] | None = None,
                  pipeline: str | None = None, runs: RunStore | None = None,
-                 progress: ProgressFn | None = None, **read_options: Any) -> Run:
+                 progress: Progress | None = None, **read_options: Any) -> Run:
     """Load files (paths, globs or folders) into ``table``: detect, cleanse, validate, load.
 
     ``read_options`` go to :class:`headwater.ingest.FileSource` (``format``, ``encoding``,
@@ -115,7 +115,7 @@ def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: s
                   runs=runs, progress=progress)
 
 
-def run_pipeline(project: Project, name: str, *, progress: ProgressFn | None = None,
+def run_pipeline(project: Project, name: str, *, progress: Progress | None = None,
                  follow: bool = False, stop: threading.Event | None = None,
                  on_run: Callable[[Run], None] | None = None) -> Run:
     """Run the pipeline ``name`` declared in headwater.yaml and record the run.

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from headwater.config import Project
-from headwater.core import ConfigError, HeadwaterError
+from headwater.core import ConfigError, HeadwaterError, parse_duration
 from headwater.ingest._locks import PipelineBusy, pipeline_lock
 from headwater.monitor import Run, get_logger
 
 log = get_logger(__name__)
 
-_EVERY = re.compile(r"^\s*every\s+(\d+)\s*(s|sec|m|min|h|d)\s*$", re.IGNORECASE)
-_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_EVERY = re.compile(r"^\s*every\s+(.+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,23 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str, *, where: str = "schedule") -> Schedule:
-        """Validate ``every N{s,m,h,d}`` or a cron expression."""
+        """Validate ``every <duration>`` (``every 15m``, ``every 1h30m``) or a cron expression."""
         match = _EVERY.match(text)
         if match:
-            seconds = int(match.group(1)) * _SECONDS[match.group(2).lower()]
-            if seconds <= 0:
-                raise ConfigError(f"{where}: '{text}' is not a positive interval",
+            try:
+                seconds = parse_duration(match.group(1), where=where).total_seconds()
+            except ConfigError as exc:
+                raise ConfigError(exc.message, hint="e.g. every 15m, every 1h30m or "
+                                  "'0 3 * * *'") from None
+            if seconds < 1 or seconds != int(seconds):
+                raise ConfigError(f"{where}: '{text}' is not a whole number of seconds (>= 1s)",
                                   hint="e.g. every 15m")
-            return cls(text, seconds)
+            return cls(text, int(seconds))
         from headwater.core import require
 
         croniter = require("croniter", "schedule")
         if not croniter.croniter.is_valid(text):
-            raise ConfigError(f"{where}: '{text}' is neither 'every N(s|m|h|d)' nor a cron "
+            raise ConfigError(f"{where}: '{text}' is neither 'every <duration>' nor a cron "
                               "expression", hint="e.g. every 15m, every 1h or '0 3 * * *'")
         return cls(text)
 
@@ -246,15 +249,17 @@ def parse_bound(text: str) -> Any:
 
 
 def parse_step(text: str) -> Any:
-    """``1d``, ``6h``, ``30m`` -> timedelta; ``1000`` -> 1000."""
-    if re.fullmatch(r"\d+", text.strip()):
+    """A backfill step: ``1d``, ``6h``, ``1h30m`` -> timedelta; ``1000`` -> 1000 (id cursors).
+
+    >>> parse_step("1h30m"), parse_step("500")
+    (datetime.timedelta(seconds=5400), 500)
+    """
+    if re.fullmatch(r"\s*\d+\s*", text):
         return int(text)
-    match = re.fullmatch(r"\s*(\d+)\s*(s|m|h|d|w)\s*", text, re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"step '{text}' is not a duration or a number",
-                          hint="e.g. 1d, 6h, 30m or 1000")
-    n, unit = int(match.group(1)), match.group(2).lower()
-    return dt.timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+    try:
+        return parse_duration(text, where="step")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint=f"{exc.hint} (or a number for id cursors)") from None
 
 
 def backfill(project: Project, name: str, *, start: Any, end: Any, step: Any,

@@ -8,7 +8,18 @@ Heavy libraries (scikit-learn, LightGBM, Optuna, MLflow) load on first use of a 
 from __future__ import annotations
 
 import importlib
+from importlib.util import find_spec
 from typing import Any
+
+from headwater.core import MissingExtraError
+
+#: What the modules of this package import at their top: without them, any import from
+#: headwater.ml names the extra to install instead of failing deep inside.
+_NEEDS = ("sklearn", "pandas", "scipy", "matplotlib")
+_missing = [name for name in _NEEDS if find_spec(name) is None]
+if _missing:
+    raise MissingExtraError(f"headwater.ml needs {', '.join(_missing)}, which is not installed",
+                            hint="pip install 'headwater[ml]'")
 
 _NAMES = {
     # datasets
@@ -29,7 +40,7 @@ _NAMES = {
     "ThresholdChoice": "_evaluate", "binary_metrics": "_evaluate",
     "bootstrap_intervals": "_evaluate", "calibration_table": "_evaluate",
     "choose_threshold": "_evaluate", "gains_table": "_evaluate",
-    "TrainResult": "_train", "train_classifier": "_train",
+    "TrainResult": "_train", "train_classifier": "_train", "holdout_split": "_train",
     "Prediction": "_project", "predict": "_project", "score": "_project", "train": "_project",
     "tune_worker": "_project",
     # cross-validation (regression)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from headwater.config._cv import CVSpec, parse_pair
-from headwater.core import ConfigError
+from headwater.core import ConfigError, Progress
 from headwater.ml._cv_features import FeatureSteps
 from headwater.ml._cv_split import Fold, holdout_ratio, split_folds
 from headwater.ml._regressors import get_regressor
@@ -38,8 +37,6 @@ from headwater.monitor import get_logger
 
 log = get_logger(__name__)
 
-#: Called as work completes: (tasks done, tasks in all, what just finished).
-Progress = Callable[[int, int, str], None]
 #: Version of results.json; bumped on incompatible changes.
 CV_FORMAT = 1
 #: Shares of a training fold the learning curve fits on (1.0 comes from the CV itself).
@@ -286,8 +283,7 @@ def _run_tasks(tasks: list[_Task], X: pd.DataFrame, y: np.ndarray, spec: CVSpec,
     for i, out in enumerate(runner(calls), start=1):
         results.append(out)
         if progress is not None:
-            progress(done_before + i, total,
-                     f"{out['model']} r{out['repeat']}f{out['fold']}")
+            progress(f"{out['model']} r{out['repeat']}f{out['fold']}", done_before + i, total)
     return results
 
 
@@ -307,7 +303,7 @@ def cross_validate(frame: pd.DataFrame, target: str, spec: CVSpec | None = None,
     source:
         Where the data came from, for messages and the report.
     progress:
-        Called after each fit with (done, total, label).
+        Called after each fit with (label, done, total).
 
     Raises
     ------

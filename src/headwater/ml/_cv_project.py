@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.config._cv import CVSpec
-from headwater.core import ConfigError
-from headwater.ml._cv import CVResult, Progress, cross_validate
+from headwater.config._yaml import validate_settings
+from headwater.core import ConfigError, Progress
+from headwater.ml._cv import CVResult, cross_validate
 from headwater.ml._cv_report import write_cv_report
 
 if TYPE_CHECKING:
@@ -23,11 +24,8 @@ def cv_spec(project: Project | None, task: str | None, **overrides: Any) -> CVSp
         base = project.ml.cv.get(task, base)
     values = base.model_dump()
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return CVSpec.model_validate(values)
-    except Exception as exc:  # pydantic ValidationError: say which option
-        raise ConfigError(f"invalid cv settings: {exc}",
-                          hint="`headwater cv --help` lists the options") from None
+    return validate_settings(CVSpec, values, what="cv settings",
+                             hint="`headwater cv --help` lists the options")
 
 
 def run_cv(project: Project, task: str | None = None, *, data: str | None = None,
@@ -42,8 +40,7 @@ def run_cv(project: Project, task: str | None = None, *, data: str | None = None
     and ``json_path`` if given).
     """
     from headwater.ml._data import read_frame
-    from headwater.monitor import run
-    from headwater.store import run_store
+    from headwater.store import recorded_run
 
     spec = spec or cv_spec(project, task)
     data = data or spec.data
@@ -55,26 +52,20 @@ def run_cv(project: Project, task: str | None = None, *, data: str | None = None
         raise ConfigError(f"cv task '{name}' has no {missing}",
                           hint="pass --data TABLE|QUERY|FILE --target COLUMN, or set "
                           f"ml.cv.{name}.data and .target in headwater.yaml")
-    runs = run_store(project)
-    record = None
-    try:
-        with run("cv", name) as record:
-            frame, where = read_frame(data, project=project)
-            record.rows_read = len(frame)
-            result = cross_validate(frame, target, spec, source=where, progress=progress)
-            result.run_id = record.id
-            folder = project.state_dir / "cv" / record.id
-            _store_outputs(result, folder, report=report, json_path=json_path)
-            if spec.track:
-                _track(project, name, result, folder)
-            record.report = {"best": result.best, "target": result.target,
-                             "source": result.source, "outputs": result.outputs,
-                             "leaderboard": [{k: r[k] for k in ("model", "rmse", "rmse_std",
-                                                                "mae", "r2", "vs_best")}
-                                             for r in result.summary]}
-    finally:
-        if record is not None:
-            runs.record(record)
+    with recorded_run(project, "cv", name) as record:
+        frame, where = read_frame(data, project=project)
+        record.rows_read = len(frame)
+        result = cross_validate(frame, target, spec, source=where, progress=progress)
+        result.run_id = record.id
+        folder = project.state_dir / "cv" / record.id
+        _store_outputs(result, folder, report=report, json_path=json_path)
+        if spec.track:
+            _track(project, name, result, folder)
+        record.report = {"best": result.best, "target": result.target,
+                         "source": result.source, "outputs": result.outputs,
+                         "leaderboard": [{k: r[k] for k in ("model", "rmse", "rmse_std",
+                                                            "mae", "r2", "vs_best")}
+                                         for r in result.summary]}
     return result
 
 

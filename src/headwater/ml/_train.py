@@ -11,14 +11,13 @@ mean) or threshold choice (on out-of-fold scores of the training part).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from headwater.core import ConfigError
+from headwater.core import ConfigError, Progress
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: ``on_progress(message, done, total)``: called as tuning goes (seconds of the budget spent).
-Progress = Callable[[str, int, int], None]
 #: Leaderboard names and titles of the ensembles (``ensembles`` in ml.train.<task>).
 ENSEMBLE_NAMES = {"vote": "ensemble", "stack": "stack"}
 ENSEMBLE_TITLES = {"vote": "weighted soft vote (greedy selection)",
@@ -103,6 +100,23 @@ def _setting(spec: TrainSpec, rows: int, drop: list[str]) -> Any:
                    feature_selection=spec.feature_selection, drop=tuple(drop))
 
 
+def holdout_split(X: pd.DataFrame, y: np.ndarray, *, holdout: float, seed: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """The stratified holdout split every churn path uses (training, tuning workers): the same
+    ``seed`` gives the same holdout, so a tuning worker never sees the rows training holds out.
+
+    >>> import numpy as np, pandas as pd
+    >>> X, y = pd.DataFrame({"a": range(20)}), np.array([0, 1] * 10)
+    >>> X_train, X_hold, y_train, y_hold = holdout_split(X, y, holdout=0.25, seed=1)
+    >>> len(X_hold), int(y_hold.sum()), list(X_hold.index) == list(holdout_split(
+    ...     X, y, holdout=0.25, seed=1)[1].index)
+    (5, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(X, y, test_size=holdout, stratify=y, random_state=seed)
+
+
 def _board_row(name: str, title: str, metric: str, fold_scores: list[float], y_hold: np.ndarray,
                scores: np.ndarray, *, trials: int, pruned: int, tune_s: float,
                fit_s: float) -> dict[str, Any]:
@@ -140,8 +154,6 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
     on_progress:
         Called with (message, seconds spent, budget seconds) as tuning goes.
     """
-    from sklearn.model_selection import train_test_split
-
     from headwater.ml import _evaluate as ev
     from headwater.ml._algorithms import get_algorithm
     from headwater.ml._ensemble import build_ensemble, nested_predictions
@@ -155,8 +167,7 @@ def train_classifier(dataset: Dataset, spec: TrainSpec, *, name: str = "churn",
     started = time.perf_counter()
     algorithms = [get_algorithm(a) for a in dict.fromkeys(spec.algorithms)]
     X, y = dataset.X, dataset.y.to_numpy()
-    X_train, X_hold, y_train, y_hold = train_test_split(
-        X, y, test_size=spec.holdout, stratify=y, random_state=spec.seed)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, holdout=spec.holdout, seed=spec.seed)
     if min(np.bincount(y_train, minlength=2)) < spec.folds:
         raise ConfigError(f"{dataset.source}: the training part has fewer than {spec.folds} rows "
                           f"of one class, too few for {spec.folds}-fold CV",

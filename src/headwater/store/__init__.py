@@ -1,35 +1,47 @@
-"""Where data lands and what is remembered: warehouse, lake, PostgreSQL, state, run records."""
+"""Where data lands and what is remembered: warehouse, lake, PostgreSQL, state, run records.
 
-from headwater.store._base import (
-    QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE,
-    STATE_TABLE,
-    Store,
-    Transaction,
-    literal,
-    quote,
-)
-from headwater.store._delta import DeltaStore
-from headwater.store._duckdb import DuckDBStore
-from headwater.store._evolve import Evolution, plan_evolution
-from headwater.store._open import open_store, run_store
-from headwater.store._postgres import PostgresStore
-from headwater.store._runs import RunStore
+Names load on first use, so that importing a constant (``QUARANTINE_TABLE``) does not load DuckDB,
+Delta Lake and SQLAlchemy: ``headwater --help`` stays fast.
 
-__all__ = [
-    "QUARANTINE_SCHEMA",
-    "QUARANTINE_TABLE",
-    "STATE_TABLE",
-    "DeltaStore",
-    "DuckDBStore",
-    "Evolution",
-    "PostgresStore",
-    "RunStore",
-    "Store",
-    "Transaction",
-    "literal",
-    "open_store",
-    "plan_evolution",
-    "quote",
-    "run_store",
-]
+    >>> import headwater.store as hs
+    >>> hs.QUARANTINE_TABLE
+    '_hw_quarantine'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS = {
+    "QUARANTINE_SCHEMA": "headwater.store._base",
+    "QUARANTINE_TABLE": "headwater.store._base",
+    "STATE_TABLE": "headwater.store._base",
+    "Store": "headwater.store._base",
+    "Transaction": "headwater.store._base",
+    "literal": "headwater.store._base",
+    "quote": "headwater.store._base",
+    "DeltaStore": "headwater.store._delta",
+    "DuckDBStore": "headwater.store._duckdb",
+    "Evolution": "headwater.store._evolve",
+    "plan_evolution": "headwater.store._evolve",
+    "open_store": "headwater.store._open",
+    "run_store": "headwater.store._open",
+    "recorded_run": "headwater.store._open",
+    "PostgresStore": "headwater.store._postgres",
+    "RunStore": "headwater.store._runs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from headwater.config import DeltaStoreSpec, DuckDBStoreSpec, PostgresStoreSpec, Project
 from headwater.core import ConfigError
+from headwater.monitor import Run, run
 from headwater.store._base import Store
 from headwater.store._delta import DeltaStore
 from headwater.store._duckdb import DuckDBStore
@@ -38,3 +42,22 @@ def run_store(project: Project) -> RunStore:
     if project.metadata.url is not None:
         return RunStore(project.metadata.url.get_secret_value())
     return RunStore.at(project.state_dir)
+
+
+@contextmanager
+def recorded_run(project: Project, kind: str, name: str) -> Iterator[Run]:
+    """A run (:func:`headwater.monitor.run`: a run id on every log line, timed, ``failed`` with
+    the error if the block raises) whose record is stored when the block ends, however it ends,
+    so that ``headwater runs`` lists failed runs too.
+
+        with recorded_run(project, "train", "churn") as current:
+            current.rows_read = len(frame)
+    """
+    runs = run_store(project)
+    current = None
+    try:
+        with run(kind, name) as current:
+            yield current
+    finally:
+        if current is not None:
+            runs.record(current)

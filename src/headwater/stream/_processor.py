@@ -60,7 +60,7 @@ _OFFSET = "offset"
 
 
 def _ms(text: str | None) -> int:
-    from headwater.config._brokers import duration_ms
+    from headwater.core import duration_ms
 
     return 0 if text is None else duration_ms(text)
 

@@ -249,32 +249,26 @@ def _text(value: Any) -> str | None:
 # ---------------------------------------------------------------- cursor values
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_lookback(value: str | int | float | None) -> dt.timedelta | Decimal | None:
-    """``'10m'`` -> 10 minutes; ``5`` -> 5 (for numeric cursors); None -> None.
+    """``'10m'`` -> 10 minutes; ``5`` or ``'5'`` -> 5 (for numeric cursors); None -> None.
 
     >>> parse_lookback("2h")
     datetime.timedelta(seconds=7200)
-    >>> parse_lookback(100)
-    Decimal('100')
+    >>> parse_lookback(100), parse_lookback("1.5")
+    (Decimal('100'), Decimal('1.5'))
     """
     if value is None:
         return None
     if isinstance(value, int | float):
         return Decimal(str(value))
-    match = _DURATION.match(value)
-    if not match:
-        from headwater.core import ConfigError
+    if re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        return Decimal(value.strip())
+    from headwater.core import ConfigError, parse_duration
 
-        raise ConfigError(f"lookback '{value}' is not a duration",
-                          hint="write it as 30s, 10m, 2h, 1d or 1w (or a number for id cursors)")
-    number, unit = match.groups()
-    if unit is None:
-        return Decimal(number)
-    return dt.timedelta(seconds=float(number) * _UNITS[unit.lower()])
+    try:
+        return parse_duration(value, where="lookback")
+    except ConfigError as exc:
+        raise ConfigError(exc.message, hint=f"{exc.hint} (or a number for id cursors)") from None
 
 
 def encode_cursor(value: Any) -> tuple[Any, str]:
