@@ -94,8 +94,8 @@ SURFACES = {
         "train_classifier", "tune", "tune_worker",
     ],
     "headwater.ml.datasets": [
-        "HOUSING_COLUMNS", "HOUSING_TARGET", "SyntheticChurn", "make_churn",
-        "make_housing", "write_churn_csv",
+        "HOUSING_COLUMNS", "HOUSING_TARGET", "SyntheticChurn", "make_churn", "make_events",
+        "make_housing", "make_ratings", "write_churn_csv", "write_udata",
     ],
     "headwater.serve": [
         "API_KEY_ENV", "Interaction", "InteractionLog", "MemoryState", "Predictor",
