@@ -110,7 +110,7 @@ def holdout_split(X: pd.DataFrame, y: np.ndarray, *, holdout: float, seed: int
     >>> X_train, X_hold, y_train, y_hold = holdout_split(X, y, holdout=0.25, seed=1)
     >>> len(X_hold), int(y_hold.sum()), list(X_hold.index) == list(holdout_split(
     ...     X, y, holdout=0.25, seed=1)[1].index)
-    (5, 2, True)
+    (5, 3, True)
     """
     from sklearn.model_selection import train_test_split
 
