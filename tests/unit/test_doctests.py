@@ -35,5 +35,4 @@ def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.Monke
     for test in tests:
         runner.run(test)
     result = runner.summarize(verbose=False)
-    assert result.attempted > 0, f"{name} has '>>>' but no example was found"
     assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed (above)"

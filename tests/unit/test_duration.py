@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headwater.config._brokers import EmbeddedBrokerSpec
@@ -20,6 +20,7 @@ from headwater.stream._processor import _ms
 UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 999), st.sampled_from(sorted(UNITS))), min_size=1,
                 max_size=4), st.booleans())
 def test_compound_durations_add_up(parts: list[tuple[int, str]], spaced: bool) -> None:
