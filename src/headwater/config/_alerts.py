@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from headwater.config._brokers import duration_ms
+from headwater.core import duration_ms
 
 Severity = Literal["info", "warning", "critical"]
 #: Severities in rising order: inhibition and `min_severity` compare by this order.

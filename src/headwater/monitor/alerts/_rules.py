@@ -42,7 +42,7 @@ class Hit:
 
 def duration_s(text: str) -> float:
     """``'5m'`` in seconds."""
-    from headwater.config import duration_ms
+    from headwater.core import duration_ms
 
     return duration_ms(text) / 1000
 
