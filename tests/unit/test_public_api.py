@@ -22,7 +22,7 @@ SURFACES = {
         "HeadwaterError", "MissingExtraError", "NotFoundError", "POSITION", "Progress",
         "REJECTS_SCHEMA", "SchemaChangeError", "SinkError", "Source", "SourceError",
         "State", "WriteMode", "check_duration", "duration_ms", "parse_duration",
-        "redact", "register_secret", "require",
+        "redact", "register_secret", "require", "stop_on_signals",
     ],
     "headwater.config": [
         "ALGORITHMS", "AlertsSpec", "BrokerSpec", "CVSpec", "CV_MODELS",
@@ -46,9 +46,9 @@ SURFACES = {
         "literal", "open_store", "plan_evolution", "quote", "recorded_run", "run_store",
     ],
     "headwater.monitor": [
-        "MetricsServer", "Run", "configure_logging", "get_logger", "metrics",
-        "new_run_id", "publish_metrics", "push_metrics", "run", "serve_metrics",
-        "write_metrics",
+        "MetricsServer", "Run", "configure_logging", "format_line", "get_logger",
+        "metrics", "new_run_id", "publish_metrics", "push_metrics", "read_logs", "run",
+        "serve_metrics", "write_metrics",
     ],
     "headwater.brokers": [
         "Broker", "BrokerError", "Consumer", "EmbeddedBroker", "Offset",
@@ -136,6 +136,11 @@ SURFACES = {
     "headwater.monitor.dashboard": [
         "API_KEY_ENV", "Snapshot", "collect", "create_app", "ingestion_series", "page",
         "pipeline_views", "quality_series", "serve",
+    ],
+    "headwater.deploy": [
+        "DeployError", "DeployResult", "Deployment", "DeploymentHistory", "GateFailed",
+        "GateResult", "Health", "RolloutFailed", "Target", "Variant", "deploy_model",
+        "history_for", "open_target", "promote", "quality_gate", "rollback", "rollout",
     ],
 }
 

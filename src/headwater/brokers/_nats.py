@@ -51,8 +51,7 @@ from headwater.brokers._base import (
 from headwater.brokers._partition import partition_for
 from headwater.brokers._records import check_sizes, normalise, records_table
 from headwater.brokers._retry import backoff
-from headwater.config._brokers import duration_ms
-from headwater.core import require
+from headwater.core import duration_ms, require
 from headwater.monitor import get_logger
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from headwater.config._brokers import duration_ms
+from headwater.core import duration_ms
 
 
 class _Spec(BaseModel):

@@ -11,7 +11,7 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class FilesSource(_Spec):
+class FilesSpec(_Spec):
     """Files: a path, a glob or a folder, in any supported format (detected from content)."""
 
     kind: Literal["files"] = "files"
@@ -69,7 +69,7 @@ class SoftDeleteSpec(_Spec):
     )
 
 
-class SqlSource(_Spec):
+class SqlSpec(_Spec):
     """Tables or a query of a relational database: PostgreSQL, MariaDB/MySQL or SQLite."""
 
     kind: Literal["sql"] = "sql"
@@ -109,7 +109,7 @@ class SqlSource(_Spec):
     batch_rows: int = Field(100_000, gt=0, description="rows per batch; bounds memory")
 
     @model_validator(mode="after")
-    def _one_shape(self) -> SqlSource:
+    def _one_shape(self) -> SqlSpec:
         if self.query and self.tables:
             raise ValueError("give `tables` or `query`, not both")
         if self.cdc and self.query:
@@ -119,14 +119,14 @@ class SqlSource(_Spec):
         return self
 
 
-class BearerAuth(_Spec):
+class BearerAuthSpec(_Spec):
     """``Authorization: Bearer <token>``."""
 
     type: Literal["bearer"]
     token: SecretStr = Field(description="the token; use ${ENV}")
 
 
-class BasicAuth(_Spec):
+class BasicAuthSpec(_Spec):
     """HTTP basic authentication."""
 
     type: Literal["basic"]
@@ -134,7 +134,7 @@ class BasicAuth(_Spec):
     password: SecretStr = Field(description="password; use ${ENV}")
 
 
-class ApiKeyAuth(_Spec):
+class ApiKeyAuthSpec(_Spec):
     """An API key in a header or a query parameter."""
 
     type: Literal["api_key"]
@@ -145,7 +145,7 @@ class ApiKeyAuth(_Spec):
     )
 
 
-class OAuth2Auth(_Spec):
+class OAuth2AuthSpec(_Spec):
     """OAuth2 client credentials; the token is fetched, cached and refreshed before it expires."""
 
     type: Literal["oauth2"]
@@ -155,7 +155,8 @@ class OAuth2Auth(_Spec):
     scope: str | None = Field(None, description="space-separated scopes")
 
 
-AuthSpec = Annotated[BearerAuth | BasicAuth | ApiKeyAuth | OAuth2Auth, Field(discriminator="type")]
+AuthSpec = Annotated[BearerAuthSpec | BasicAuthSpec | ApiKeyAuthSpec | OAuth2AuthSpec,
+                     Field(discriminator="type")]
 
 
 class PaginationSpec(_Spec):
@@ -208,7 +209,7 @@ class RateLimitSpec(_Spec):
     max_backoff: float = Field(30.0, gt=0, description="longest single wait in seconds")
 
 
-class RestSource(_Spec):
+class RestSpec(_Spec):
     """A JSON REST API read with httpx: auth, pagination, incremental, retries, rate limits."""
 
     kind: Literal["rest"] = "rest"
@@ -234,7 +235,7 @@ class RestSource(_Spec):
     )
 
 
-class SoapSource(_Spec):
+class SoapSpec(_Spec):
     """A SOAP operation read with zeep from its WSDL; paged if the service pages."""
 
     kind: Literal["soap"] = "soap"
@@ -257,7 +258,7 @@ class SoapSource(_Spec):
     timeout: float = Field(30.0, gt=0, description="seconds per request")
 
 
-class RedisSource(_Spec):
+class RedisSpec(_Spec):
     """Redis: hashes or JSON string values by key pattern, or a stream read incrementally."""
 
     kind: Literal["redis"] = "redis"
@@ -272,7 +273,7 @@ class RedisSource(_Spec):
     batch_rows: int = Field(10_000, gt=0, description="keys or entries per batch and commit")
 
     @model_validator(mode="after")
-    def _needs_target(self) -> RedisSource:
+    def _needs_target(self) -> RedisSpec:
         if self.type == "stream" and not self.stream:
             raise ValueError("type stream needs `stream: KEY`")
         if self.type != "stream" and not self.pattern:
@@ -280,7 +281,7 @@ class RedisSource(_Spec):
         return self
 
 
-class StreamSource(_Spec):
+class StreamSpec(_Spec):
     """A topic of a streaming platform (``brokers:``): each record one JSON object, JSON
     Lines or a CSV row; loaded in micro-batches, positions committed with the rows."""
 
@@ -313,13 +314,13 @@ class StreamSource(_Spec):
     @field_validator("max_latency", "window")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from headwater.config._brokers import duration_ms
+        from headwater.core import duration_ms
 
         duration_ms(value)
         return value
 
 
 SourceSpec = Annotated[
-    FilesSource | SqlSource | RestSource | SoapSource | RedisSource | StreamSource,
+    FilesSpec | SqlSpec | RestSpec | SoapSpec | RedisSpec | StreamSpec,
     Field(discriminator="kind"),
 ]

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from headwater.config._brokers import duration_ms
-from headwater.core import HeadwaterError
+from headwater.core import HeadwaterError, duration_ms
 from headwater.deploy._history import Deployment, DeploymentHistory
 from headwater.monitor import get_logger
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from headwater.config import Project
 from headwater.config._sources import (
-    FilesSource,
-    RedisSource,
-    RestSource,
-    SoapSource,
-    SqlSource,
-    StreamSource,
+    FilesSpec,
+    RedisSpec,
+    RestSpec,
+    SoapSpec,
+    SqlSpec,
+    StreamSpec,
 )
 from headwater.core import ConfigError, Source
 
@@ -38,11 +38,11 @@ def build_source(spec: Any, project: Project, *, window: tuple[Any, Any] | None 
     'sql'
     """
     _check_pipeline(spec, project)
-    if isinstance(spec, FilesSource):
+    if isinstance(spec, FilesSpec):
         from headwater.ingest.sources._files import FileSource
 
         return FileSource.from_spec(spec, project.root)
-    if isinstance(spec, SqlSource):
+    if isinstance(spec, SqlSpec):
         if spec.cdc:
             from headwater.ingest.sources._cdc import PostgresCdcSource
 
@@ -53,7 +53,7 @@ def build_source(spec: Any, project: Project, *, window: tuple[Any, Any] | None 
         from headwater.ingest.sources._sql import SqlSource as SqlReader
 
         return SqlReader.from_spec(spec, project.root, window=window)
-    if isinstance(spec, RestSource):
+    if isinstance(spec, RestSpec):
         from headwater.ingest.sources._rest import RestSource as RestReader
 
         return RestReader.from_spec(spec, window=window)
@@ -61,21 +61,21 @@ def build_source(spec: Any, project: Project, *, window: tuple[Any, Any] | None 
         raise ConfigError(f"a {spec.kind} source cannot be backfilled by window",
                           hint="backfill works for sql sources with a cursor and rest sources "
                           "with incremental")
-    if isinstance(spec, SoapSource):
+    if isinstance(spec, SoapSpec):
         from headwater.ingest.sources._soap import SoapSource as SoapReader
 
         return SoapReader.from_spec(spec, project.root)
-    if isinstance(spec, RedisSource):
+    if isinstance(spec, RedisSpec):
         from headwater.ingest.sources._redis import RedisSource as RedisReader
 
         return RedisReader.from_spec(spec)
-    if isinstance(spec, StreamSource):
+    if isinstance(spec, StreamSpec):
         return _stream_source(spec, project)
     raise ConfigError(f"no source for kind '{getattr(spec, 'kind', type(spec).__name__)}'",
                       hint="kinds: files, sql, rest, soap, redis, stream")
 
 
-def _stream_source(spec: StreamSource, project: Project) -> Source:
+def _stream_source(spec: StreamSpec, project: Project) -> Source:
     """A topic of a broker under ``brokers:``; csv columns default to the contract's."""
     from headwater.brokers import open_broker
     from headwater.ingest.sources._topic import StreamSource as TopicReader
@@ -102,7 +102,7 @@ def _check_pipeline(spec: Any, project: Project) -> None:
         if pipeline.source is not spec:
             continue
         where = f"pipelines.{name}"
-        if isinstance(spec, SqlSource):
+        if isinstance(spec, SqlSpec):
             if spec.cdc and pipeline.mode != "merge":
                 raise ConfigError(f"{where}: cdc needs mode: merge (changes are upserts)",
                                   hint="set mode: merge and primary_key: [id]")
@@ -110,10 +110,10 @@ def _check_pipeline(spec: Any, project: Project) -> None:
                 raise ConfigError(
                     f"{where}: a lookback re-reads rows, which mode append would load twice",
                     hint="set mode: merge with primary_key, or remove lookback")
-        if isinstance(spec, StreamSource) and pipeline.mode == "replace":
+        if isinstance(spec, StreamSpec) and pipeline.mode == "replace":
             raise ConfigError(f"{where}: a stream delivers each record once; mode replace "
                               "would keep only the last run's records",
                               hint="use mode: append, or merge with primary_key")
-        if isinstance(spec, RestSource) and spec.incremental and pipeline.mode == "replace":
+        if isinstance(spec, RestSpec) and spec.incremental and pipeline.mode == "replace":
             raise ConfigError(f"{where}: incremental loading with mode replace keeps only the "
                               "last run's changes", hint="use mode: append or merge")

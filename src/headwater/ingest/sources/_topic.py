@@ -31,7 +31,7 @@ from headwater.monitor import get_logger
 
 if TYPE_CHECKING:
     from headwater.brokers import Broker, Consumer, Offset
-    from headwater.config._sources import StreamSource as StreamSpec
+    from headwater.config._sources import StreamSpec
 
 log = get_logger(__name__)
 
@@ -95,7 +95,7 @@ class StreamSource(Source):
     def from_spec(cls, spec: StreamSpec, broker: Broker, *, pipeline: str,
                   columns: list[str] | None = None) -> StreamSource:
         """Build from the headwater.yaml model; ``columns`` (csv) default to the contract's."""
-        from headwater.config import duration_ms
+        from headwater.core import duration_ms
 
         return cls(broker, spec.topic, group=spec.group or f"headwater-{pipeline}",
                    format=spec.format, start=spec.start, max_rows=spec.max_rows,
