@@ -89,8 +89,13 @@ def test_devices_over_mqtt_through_the_gateway_into_the_lake(hw):
     gateway = subprocess.Popen(
         [HEADWATER, *p, "iot", "gateway", "--from", "mqtt://127.0.0.1:1883", "--topics",
          f"{prefix}/#", "--group", f"g-{tag}", "--name", f"gw-{tag}", "--contract",
-         "contracts/readings.yaml", "--idle", "4"],
+         "contracts/readings.yaml", "--idle", "10"],
         cwd=hw.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in gateway.stdout:  # devices start once the gateway's subscription exists
+        if line.startswith("subscribed to"):
+            break
+    else:
+        raise AssertionError(f"the gateway never subscribed: {gateway.stderr.read()}")
     out = ok(hw(*p, "iot", "simulate", "--devices", "20", "--seconds", "20", "--faults",
                 "spike,malformed,duplicate", "--broker", "mqtt://127.0.0.1:1883", "--qos", "1",
                 "--prefix", prefix))

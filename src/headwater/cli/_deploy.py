@@ -9,7 +9,8 @@ from rich.table import Table
 
 from headwater.cli._app import app, console, project
 
-deploy_app = typer.Typer(help="Deploy registered models with a strategy, gates and rollback.",
+deploy_app = typer.Typer(help="Deploy registered models with a strategy, gates and rollback.\n\n"
+                         "Example: headwater deploy run production churn@challenger",
                          no_args_is_help=True)
 app.add_typer(deploy_app, name="deploy")
 
@@ -97,7 +98,8 @@ def gate_check(model: Annotated[str, typer.Argument(help="registered model name"
         raise typer.Exit(1)
 
 
-ci_app = typer.Typer(help="CI/CD workflows that test, train, gate and deploy on a commit.",
+ci_app = typer.Typer(help="CI/CD workflows that test, train, gate and deploy on a commit.\n\n"
+                     "Example: headwater ci init github --target production --model churn",
                      no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
 

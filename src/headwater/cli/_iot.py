@@ -131,10 +131,18 @@ def gateway(
                            alerts=follow), \
                 console.status(f"normalising {source} → {target}..."):
             if is_mqtt_url(source):
+                filters = [t.strip() for t in topics.split(",") if t.strip()]
+                ready: list[bool] = []
+
+                def announce(_: object) -> None:  # once subscribed: devices may start
+                    if not ready:
+                        ready.append(True)
+                        console.print(f"subscribed to {', '.join(filters)} as {name}")
+
                 result = run_mqtt_gateway(
                     source, b, target, store=store, client_id=name, group=group,
-                    topics=[t.strip() for t in topics.split(",") if t.strip()],
-                    contract=checks, idle_s=None if follow else idle)
+                    topics=filters, contract=checks, idle_s=None if follow else idle,
+                    progress=announce)
             else:
                 result = run_gateway(b, source, target, store=store, gateway=name, group=name,
                                      follow=follow, contract=checks)
