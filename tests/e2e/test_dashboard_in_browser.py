@@ -146,9 +146,12 @@ def test_dashboard_after_real_runs(hw, served, browser, tmp_path: Path) -> None:
           "readings"))
     ok(hw("-p", str(root), "stream", "run", "sensors", "--flush"))
     fired = time.monotonic()
-    page.wait_for_function(
-        "document.querySelector(\"[data-tile='alerts firing'] .tile-value\").textContent == '2'",
-        timeout=(2 * REFRESH_S + 3) * 1000)
+    # expect() polls from Playwright's own world: the page's CSP forbids eval, which a string
+    # predicate given to wait_for_function needs
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-tile='alerts firing'] .tile-value")).to_have_text(
+        "2", timeout=(2 * REFRESH_S + 3) * 1000)
     assert time.monotonic() - fired <= 2 * REFRESH_S + 3
     alerts = page.inner_text("#alerts")
     assert "device=pump-7" in alerts and "jump" in alerts and "metric=temp" in alerts
