@@ -58,10 +58,11 @@ SURFACES = {
         "split_partitions", "tail",
     ],
     "headwater.ingest": [
-        "ConservationError", "ExtractResult", "FileSource", "PipelineBusy",
+        "ConservationError", "ExtractResult", "FileSource", "PipelineBusy", "PipelineStatus",
         "QuarantineSource", "Schedule", "Scheduler", "backfill", "build_source",
         "infer_for_pipeline", "infer_from_file", "infer_from_source", "ingest",
-        "ingest_files", "make_messy_samples", "pipeline_lock", "replay_quarantine",
+        "ingest_files", "make_messy_samples", "pipeline_lock", "pipeline_status",
+        "quarantine_counts", "quarantine_sample", "replay_quarantine", "replay_table",
         "run_pipeline",
     ],
     "headwater.ingest.sources": [

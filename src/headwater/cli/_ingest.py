@@ -181,38 +181,18 @@ def ingest_status() -> None:
 
     Example: headwater ingest status
     """
-    from headwater.store import open_store, run_store
+    from headwater.ingest import pipeline_status
 
-    proj = project()
-    runs = run_store(proj)
     table = Table(header_style="bold cyan")
-    for col in (
-        "pipeline",
-        "source",
-        "table",
-        "last run",
-        "status",
-        "loaded",
-        "quarantined",
-        "positions",
-    ):
+    for col in ("pipeline", "source", "table", "last run", "status", "loaded", "quarantined",
+                "positions"):
         table.add_column(col)
-    for name, spec in proj.pipelines.items():
-        last = runs.list(limit=1, pipeline=name, kind="ingest")
-        store = open_store(proj, spec.store)
-        try:
-            positions = len(store.state(name))
-        finally:
-            store.close()
-        row = last[0] if last else None
-        table.add_row(
-            name,
-            spec.source.kind,
-            spec.table,
-            f"{row['started_at']:%Y-%m-%d %H:%M}" if row else "never",
-            row["status"] if row else "-",
-            f"{row['rows_loaded']:,}" if row else "-",
-            f"{row['rows_quarantined']:,}" if row else "-",
-            str(positions),
-        )
+    for st in pipeline_status(project()):
+        ran = st.started_at is not None
+        table.add_row(st.pipeline, st.source, st.table,
+                      f"{st.started_at:%Y-%m-%d %H:%M}" if ran else "never",
+                      st.status or "-",
+                      f"{st.rows_loaded:,}" if ran else "-",
+                      f"{st.rows_quarantined:,}" if ran else "-",
+                      str(st.positions))
     console.print(table)

@@ -26,7 +26,7 @@ def list_(
 
     Example: headwater quarantine list --table orders
     """
-    from headwater.ingest._quarantine import quarantine_counts
+    from headwater.ingest import quarantine_counts
 
     rows = quarantine_counts(project(), table=table, store=store)
     if rows.num_rows == 0:
@@ -46,7 +46,7 @@ def show(
 
     Example: headwater quarantine show --table orders --rule "type(amount)"
     """
-    from headwater.ingest._quarantine import quarantine_sample
+    from headwater.ingest import quarantine_sample
 
     rows = quarantine_sample(project(), table=table, rule=rule, limit=limit, store=store)
     out = Table(header_style="bold cyan", show_lines=True)
@@ -74,7 +74,7 @@ def replay(
 
     Example: headwater quarantine replay --table orders --contract contracts/orders.yaml
     """
-    from headwater.ingest._run import replay_table
+    from headwater.ingest import replay_table
 
     run = replay_table(project(), table, contract=contract, pipeline=pipeline, ids=ids,
                        store=store)

@@ -12,7 +12,7 @@ import pyarrow.json as pajson
 
 from headwater.config import Project
 from headwater.core import POSITION, Batch, Extract, Source, State
-from headwater.store import QUARANTINE_SCHEMA, QUARANTINE_TABLE, Store, literal, open_store
+from headwater.store import QUARANTINE_SCHEMA, QUARANTINE_TABLE, Store, open_store
 
 #: The rule name of a record the source could not parse at all.
 PARSE_RULE = "parse"
@@ -85,14 +85,16 @@ def quarantine_counts(project: Project, *, table: str | None = None,
                       store: str = "warehouse") -> pa.Table:
     """Rows waiting in the quarantine (not replayed), counted by table, pipeline and rule,
     with an example source; most rows first. A row failing two rules counts for both."""
-    where = "replayed_by IS NULL" + (f" AND table_name = {literal(table)}" if table else "")
+    where, params = "replayed_by IS NULL", []
+    if table:
+        where, params = where + " AND table_name = ?", [table]
     target = open_store(project, store, read_only=True)
     try:
         return target.query(
             "SELECT table_name, pipeline, rule, count(*) AS n_rows, min(source) AS example_source "
             "FROM (SELECT table_name, pipeline, source, unnest(rules) AS rule "
             f"FROM {QUARANTINE_TABLE} WHERE {where}) AS q "
-            "GROUP BY table_name, pipeline, rule ORDER BY n_rows DESC, rule")
+            "GROUP BY table_name, pipeline, rule ORDER BY n_rows DESC, rule", params)
     finally:
         target.close()
 
@@ -111,17 +113,19 @@ def quarantine_sample(project: Project, *, table: str | None = None, rule: str |
                       limit: int = 20, store: str = "warehouse") -> pa.Table:
     """The oldest waiting quarantined rows (of ``table``, failing ``rule``): id, table,
     source, position, unit, raw row, every reason and when it was quarantined."""
-    where = ["replayed_by IS NULL"]
+    where, params = ["replayed_by IS NULL"], []
     if table:
-        where.append(f"table_name = {literal(table)}")
+        where.append("table_name = ?")
+        params.append(table)
     if rule:
-        where.append(f"EXISTS (SELECT 1 FROM unnest(q.rules) AS r(x) WHERE r.x = {literal(rule)})")
+        where.append("EXISTS (SELECT 1 FROM unnest(q.rules) AS r(x) WHERE r.x = ?)")
+        params.append(rule)
     target = open_store(project, store, read_only=True)
     try:
         return target.query(
             "SELECT id, table_name, source, position, unit, raw, reasons, quarantined_at "
             f"FROM {QUARANTINE_TABLE} AS q WHERE {' AND '.join(where)} "
-            f"ORDER BY quarantined_at, id LIMIT {int(limit)}")
+            f"ORDER BY quarantined_at, id LIMIT {int(limit)}", params)
     finally:
         target.close()
 
@@ -155,8 +159,8 @@ class QuarantineSource(Source):
         """The rows that would be replayed."""
         rows = self.store.query(
             f"SELECT id, pipeline, source, position, unit, raw, rules, quarantined_at "
-            f"FROM {QUARANTINE_TABLE} WHERE table_name = {literal(self.table)} "
-            "AND replayed_by IS NULL"
+            f"FROM {QUARANTINE_TABLE} WHERE table_name = ? AND replayed_by IS NULL",
+            [self.table],
         )
         keep = _not_parse(rows["rules"])
         if self.pipeline:
