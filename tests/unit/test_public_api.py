@@ -38,7 +38,7 @@ SURFACES = {
     "headwater.contract": [
         "Checked", "Checker", "Contract", "ExprError", "Finding", "INVALID_SCHEMA",
         "KeySet", "LatestMap", "QualityReport", "Typed", "clean_text", "clock_text",
-        "compile_rule", "dump_contract", "infer_contract", "parse_values",
+        "compile_rule", "dump_contract", "infer_contract",
     ],
     "headwater.store": [
         "DeltaStore", "DuckDBStore", "Evolution", "PostgresStore", "QUARANTINE_SCHEMA",

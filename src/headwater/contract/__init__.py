@@ -32,7 +32,6 @@ _EXPORTS = {
     "LatestMap": "headwater.contract._keys",
     "clean_text": "headwater.contract._cleanse",
     "clock_text": "headwater.contract._cleanse",
-    "parse_values": "headwater.contract._cleanse",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -201,25 +201,6 @@ def parser_for(column: ColumnSpec, cleanse: CleanseSpec) -> Parser:
     raise ConfigError(f"unknown column type {kind!r}")  # ColumnSpec validation prevents this
 
 
-def parse_values(values: pl.Series, type_: str = "float",
-                 cleanse: CleanseSpec | None = None) -> pl.Series:
-    """Text values typed the way a contract column of ``type_`` types them: cleaned (trimmed,
-    null tokens such as 'n/a' read as null), then every attempt of its parser in order; null
-    where none reads the value. Batch and stream contracts and ``headwater.ml`` all read
-    numbers and booleans through this one path.
-
-    >>> parse_values(pl.Series(["1,234.5", " 7 ", "n/a", "x"])).to_list()
-    [1234.5, 7.0, None, None]
-    >>> parse_values(pl.Series([" yes ", "TRUE", "off", ""]), "boolean").to_list()
-    [True, True, False, None]
-    """
-    cleanse = cleanse or CleanseSpec()
-    parser = parser_for(ColumnSpec(type=type_), cleanse)
-    text = clean_text(pl.col("v").cast(pl.String), cleanse)
-    typed = pl.coalesce([a(text).cast(parser.dtype, strict=False) for a in parser.attempts])
-    return values.to_frame("v").select(typed.alias(values.name)).to_series()
-
-
 #: The label of the UUID parser: its typed input (bytes) must be 16 bytes long.
 UUID_LABEL = "UUID"
 

@@ -126,7 +126,6 @@ def check_target(frame: pd.DataFrame, target: str, *, source: str = "data") -> n
     """The target as float64, or a ConfigError for a missing, non-numeric, NaN, infinite or
     constant target (naming the column and the first bad rows, counted from 1)."""
     from headwater.ml._data import _find_column
-    from headwater.ml._prepare import as_numbers
 
     target = _find_column(frame, target, source, what="target column")
     col = frame[target]
@@ -135,7 +134,7 @@ def check_target(frame: pd.DataFrame, target: str, *, source: str = "data") -> n
                           "cross-validation here is for a numeric target (regression)",
                           hint="for a yes/no target use `headwater train` (classification)")
     if not pd.api.types.is_numeric_dtype(col):
-        numbers = as_numbers(col)
+        numbers = pd.to_numeric(col.astype("string").str.strip(), errors="coerce")
         bad = col[numbers.isna() & col.notna() & (col.astype("string").str.strip() != "")]
         if len(bad):
             where = np.flatnonzero(col.index.isin(bad.index))[:5] + 1

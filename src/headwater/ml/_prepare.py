@@ -38,6 +38,8 @@ ColumnKind = Literal["numeric", "boolean", "datetime", "categorical", "id", "con
                      "leaky"]
 DROPPED_KINDS = frozenset({"id", "constant", "empty", "leaky"})
 
+_TRUE = frozenset({"yes", "y", "true", "t"})
+_FALSE = frozenset({"no", "n", "false", "f"})
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^id[_\W]|[a-z]ID$|[a-z]Id$", re.IGNORECASE)
 #: Share of non-blank values that must parse for a text column to become numbers or dates.
 PARSE_SHARE = 0.99
@@ -102,44 +104,24 @@ def _by_level(col: pd.Series, convert: Any) -> pd.Series:
     return pd.Series(out, index=col.index, dtype="float64")
 
 
-def _parse(levels: pd.Series, type_: str) -> np.ndarray:
-    """Distinct raw values typed by the contract engine (the one parser of numbers and
-    booleans in headwater), as float64 with NaN where a value is unreadable or missing."""
-    import polars as pl
-
-    from headwater.contract import parse_values
-
-    text = pl.from_pandas(levels.astype("string").rename("v"))
-    return parse_values(text, type_).cast(pl.Float64).to_numpy()
+def _parse_numbers(levels: pd.Series) -> pd.Series:
+    return pd.to_numeric(_text(levels), errors="coerce")
 
 
-def _parse_numbers(levels: pd.Series) -> np.ndarray:
-    return _parse(levels, "float")
+def _parse_booleans(levels: pd.Series) -> pd.Series:
+    low = _text(levels).str.lower()
+    return pd.Series(np.where(low.isin(_TRUE).fillna(False).to_numpy(dtype=bool), 1.0,
+                              np.where(low.isin(_FALSE).fillna(False).to_numpy(dtype=bool),
+                                       0.0, np.nan)))
 
 
-def _parse_booleans(levels: pd.Series) -> np.ndarray:
-    return _parse(levels, "boolean")
-
-
-def as_numbers(col: pd.Series) -> pd.Series:
-    """A raw column as float64: numbers as they are, text read as a contract's ``float``
-    column reads it ('1,234.5', '$12', ' 7 '), NaN where missing or unreadable.
-
-    >>> as_numbers(pd.Series(["1,234.5", " 7 ", "n/a", "x"])).tolist()
-    [1234.5, 7.0, nan, nan]
-    """
+def _number(col: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         return col.astype("float64")
     return _by_level(col, _parse_numbers)
 
 
-def as_booleans(col: pd.Series) -> pd.Series:
-    """A raw column as 1.0/0.0: true/false words as a contract's ``boolean`` column reads them
-    (' yes ', 'TRUE', 'off'), NaN where missing or unreadable.
-
-    >>> as_booleans(pd.Series([" yes ", "TRUE", "off", ""])).tolist()
-    [1.0, 1.0, 0.0, nan]
-    """
+def _boolean(col: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
         return col.astype("float64")
     return _by_level(col, _parse_booleans)
@@ -159,7 +141,7 @@ def _category(col: pd.Series) -> pd.Series:
     return _text(col).astype(object).where(lambda s: s.notna(), np.nan)
 
 
-_CONVERT = {"numeric": as_numbers, "boolean": as_booleans, "datetime": _datetime_days,
+_CONVERT = {"numeric": _number, "boolean": _boolean, "datetime": _datetime_days,
             "categorical": _category}
 
 
@@ -195,7 +177,7 @@ def infer_kind(col: pd.Series) -> tuple[ColumnKind, str]:
         return "constant", f"one value ({values.iloc[0]!r})"
     blanks = int(counts[~present].sum())
     blank_note = f"; {blanks} blank(s) read as missing" if blanks else ""
-    parsed_levels = ~np.isnan(_parse_numbers(levels))
+    parsed_levels = pd.to_numeric(levels, errors="coerce").notna().to_numpy()
     parsed = int(counts[parsed_levels & present].sum())
     if parsed >= PARSE_SHARE * n_values:
         bad = n_values - parsed
@@ -203,9 +185,9 @@ def infer_kind(col: pd.Series) -> tuple[ColumnKind, str]:
         if distinct == n_values and n_values >= ID_SHARE * n and _ID_NAME.search(name):
             return "id", "a unique value per row"
         return "numeric", f"numbers stored as text{blank_note}{extra}"
-    truth = _parse_booleans(values)
-    if not np.isnan(truth).any():
-        if len(set(truth)) == 1:
+    low = set(values.str.lower())
+    if low <= (_TRUE | _FALSE):
+        if len({v in _TRUE for v in low}) == 1:
             return "constant", f"one value ({values.iloc[0]!r}, in {distinct} spellings)"
         return "boolean", f"{'/'.join(sorted(values))} read as 1/0{blank_note}"
     if distinct >= ID_SHARE * n or (distinct >= ID_SHARE * n_values and _ID_NAME.search(name)):

@@ -336,8 +336,6 @@ def check_signature(frame: pd.DataFrame, expected: dict[str, str], *,
     """
     import pandas as pd
 
-    from headwater.ml._prepare import as_numbers
-
     kinds = kinds or {}
     if not expected:
         return frame
@@ -355,7 +353,7 @@ def check_signature(frame: pd.DataFrame, expected: dict[str, str], *,
             if not is_num and not pd.api.types.is_bool_dtype(col):
                 text = col.astype("string").str.strip()
                 text = text[text.notna() & (text != "")]
-                bad = text[as_numbers(text).isna()]
+                bad = text[pd.to_numeric(text, errors="coerce").isna()]
                 if len(bad) > 0:
                     wrong.append(f"{name} (expected numbers, got text such as "
                                  f"{', '.join(repr(v) for v in bad.unique()[:3])})")
