@@ -118,6 +118,10 @@ class Broker(ABC):
 
     #: ``embedded``, ``nats``, ``kafka`` or ``kinesis``.
     kind: ClassVar[str] = "broker"
+    #: What a record's ``timestamp`` is: the one it was produced with (``producer``), or when
+    #: the broker received it (``arrival``: Kinesis keeps no time of a record's own). A seek by
+    #: time goes by the same clock.
+    record_time: ClassVar[Literal["producer", "arrival"]] = "producer"
 
     @abstractmethod
     def create_topic(self, topic: str, *, partitions: int = 1) -> None:

@@ -14,20 +14,18 @@ _FNV_OFFSET = np.uint32(2166136261)
 _FNV_PRIME = np.uint32(16777619)
 
 
-def partition_for(keys: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray:
-    """The partition of every key: FNV-1a (32 bit) of the key's bytes, modulo ``partitions``.
+def key_hashes(keys: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """FNV-1a (32 bit) of every key's bytes, and which keys are present (not null).
 
-    Vectorised over the batch (one NumPy pass per byte position of the longest key). Records
-    without a key are spread round-robin by their place in the batch.
+    Vectorised over the batch: one NumPy pass per byte position of the longest key.
 
     >>> import pyarrow as pa
-    >>> partition_for(pa.array([b"a", b"b", b"a", None]), 4).tolist()
-    [0, 1, 0, 3]
+    >>> hashes, present = key_hashes(pa.array([b"a", None]))
+    >>> int(hashes[0]), present.tolist()
+    (3826002220, [True, False])
     """
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
-    if partitions <= 1:
-        return np.zeros(len(keys), dtype=np.int32)
     if pa.types.is_large_binary(keys.type) or pa.types.is_large_string(keys.type):
         keys = keys.cast(pa.large_binary())
     else:
@@ -49,6 +47,21 @@ def partition_for(keys: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarr
     for j in range(longest):  # byte j of every key (clipped), folded in where the key has one
         byte = data[np.minimum(starts + j, last)]
         np.copyto(h, (h ^ byte) * _FNV_PRIME, where=lengths > j)
+    return h, valid
+
+
+def partition_for(keys: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray:
+    """The partition of every key: FNV-1a (32 bit) of the key's bytes (:func:`key_hashes`),
+    modulo ``partitions``. Records without a key are spread round-robin by their place in the
+    batch.
+
+    >>> import pyarrow as pa
+    >>> partition_for(pa.array([b"a", b"b", b"a", None]), 4).tolist()
+    [0, 1, 0, 3]
+    """
+    if partitions <= 1:
+        return np.zeros(len(keys), dtype=np.int32)
+    h, valid = key_hashes(keys)
     result = (h % np.uint32(partitions)).astype(np.int32)
     if not valid.all():
         missing = np.nonzero(~valid)[0]

@@ -111,17 +111,37 @@ class KafkaBrokerSpec(_Spec):
 
 
 class KinesisBrokerSpec(_Spec):
-    """Amazon Kinesis Data Streams: shards as partitions, sequence numbers as offsets."""
+    """Amazon Kinesis Data Streams: a stream per topic, shards as partitions, sequence numbers
+    as offsets; consumer groups keep checkpoints and leases in a DynamoDB table."""
 
     kind: Literal["kinesis"]
-    region: str = Field("us-east-1", description="AWS region")
-    endpoint_url: str | None = Field(None, description="e.g. a moto server or a VPC endpoint")
+    region: str | None = Field(None, description="AWS region (default: AWS_REGION / "
+                               "AWS_DEFAULT_REGION or the profile's)")
+    endpoint_url: str | None = Field(None, description="e.g. a VPC endpoint, or a moto server "
+                                     "in tests (Kinesis and DynamoDB on one URL)")
     aws_access_key_id: SecretStr | None = Field(
-        None, description="default: the usual AWS credential chain")
+        None, description="default: the usual AWS credential chain (environment, profile, "
+        "instance role); use ${ENV}")
     aws_secret_access_key: SecretStr | None = Field(None, description="use ${ENV}")
-    positions_table: str | None = Field(
-        None, description="where consumer groups keep positions (default: under .headwater)")
+    aws_session_token: SecretStr | None = Field(None, description="use ${ENV}")
+    profile: str | None = Field(None, description="a profile of ~/.aws/config")
+    stream_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$",
+                               description="a topic's stream is this prefix and the topic")
+    lease_table: str = Field("headwater-kinesis-leases", pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+                             description="DynamoDB table of consumer-group checkpoints and "
+                             "shard leases (created on first use, on-demand capacity)")
+    lease_duration: str = Field("10s", description="a member that has not renewed its leases "
+                                "for this long loses them to the others")
     partitions: int = Field(1, ge=1, description="shards of a stream headwater creates")
+    retries: int = Field(4, ge=0, description="retries (with backoff) of a call that cannot "
+                         "reach the endpoint or is throttled, before giving up with an error")
+    connect_timeout: float = Field(3.0, gt=0, description="seconds to wait for a connection")
+
+    @field_validator("lease_duration")
+    @classmethod
+    def _lease(cls, value: str) -> str:
+        duration_ms(value)
+        return value
 
 
 BrokerSpec = Annotated[

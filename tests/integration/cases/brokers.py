@@ -39,7 +39,39 @@ def nats(tmp: Path) -> Broker:
     return NatsBroker(["nats://127.0.0.1:4222"], stream_prefix="hwconf", retries=1)
 
 
+_MOTO: list[str] = []
+
+
+def moto_endpoint() -> str:
+    """The URL of one moto server (real HTTP on loopback) for the session: Kinesis and
+    DynamoDB both answer there."""
+    if not _MOTO:
+        import atexit
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        host, port = server.get_host_and_port()
+        _MOTO.append(f"http://{host}:{port}")
+    return _MOTO[0]
+
+
+def kinesis(tmp: Path, **options: object) -> Broker:
+    """Kinesis on the session's moto server; streams and the lease table named per test."""
+    from headwater.brokers._kinesis import KinesisBroker
+
+    return KinesisBroker(region="us-east-1", endpoint_url=moto_endpoint(),
+                         access_key_id="testing", secret_access_key="testing",
+                         stream_prefix="hwconf-", lease_table=f"leases-{tmp.name[-40:]}",
+                         retries=1, **options)  # type: ignore[arg-type]
+
+
 BROKER_CASES: dict[str, Callable[[Path], Broker]] = {
     "embedded": embedded,
+    "kinesis": kinesis,
     "nats": nats,
 }
