@@ -47,8 +47,8 @@ SURFACES = {
     ],
     "headwater.monitor": [
         "MetricsServer", "Run", "configure_logging", "format_line", "get_logger",
-        "metrics", "new_run_id", "publish_metrics", "push_metrics", "read_logs", "run",
-        "serve_metrics", "write_metrics",
+        "metrics", "metrics_response", "new_run_id", "process_registry", "publish_metrics",
+        "push_metrics", "read_logs", "run", "serve_metrics", "write_metrics",
     ],
     "headwater.brokers": [
         "Broker", "BrokerError", "Consumer", "EmbeddedBroker", "Offset",

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from headwater.cli._app import app, console, project
+from headwater.cli._app import MetricsPortOption, app, console, project
 
 alerts_app = typer.Typer(
     help="Alerts from the rules in headwater.yaml and from stream detectors.\n\n"
@@ -179,43 +179,41 @@ def watch(
         help="how often to evaluate (default: alerts.evaluate_every)")] = None,
     once: Annotated[bool, typer.Option("--once", help="evaluate once, deliver, and exit")]
     = False,
-    metrics_port: Annotated[int | None, typer.Option(
-        help="also serve /metrics on this port (0: any free port)")] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Evaluate the alert rules on a clock (staleness and absence need one) and deliver.
 
     Example: headwater alerts watch --interval 30s
     """
-    from headwater.monitor import serve_metrics
-    from headwater.monitor.alerts import Watcher
+    from headwater.core import ConfigError
+    from headwater.monitor.alerts import Watcher, monitoring
     from headwater.monitor.alerts._rules import duration_s
 
     proj = project()
     seconds = duration_s(interval) if interval else None
-    watcher = Watcher(proj, job="alerts-watch", interval_s=seconds)
     if once:
-        result = watcher.evaluate_once()
+        result = Watcher(proj, job="alerts-watch", interval_s=seconds).evaluate_once()
         from headwater.monitor.alerts import deliver_pending
 
         sent = deliver_pending(proj)
         console.print(f"{len(result.firing)} firing, {len(result.pending)} pending, "
                       f"{len(result.resolved)} resolved; {sent} notifications sent")
         return
-    server = serve_metrics(metrics_port) if metrics_port is not None else None
-    if server is not None:
-        console.print(f"metrics at {server.url}", highlight=False)
-    console.print(f"evaluating {len(proj.alerts.rules)} rules every {watcher.interval_s:g} s "
-                  "(Ctrl-C stops)")
-    watcher.start()
-    try:
-        while not watcher.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        console.print("stopped")
-    finally:
-        watcher.stop()
-        if server is not None:
-            server.close()
+    if not proj.alerts.rules:
+        raise ConfigError("headwater.yaml has no alert rules to watch",
+                          hint="add rules under `alerts: rules:` (docs/monitoring.md)")
+    with monitoring(proj, job="alerts-watch", metrics_port=metrics_port,
+                    interval_s=seconds) as running:
+        if running.metrics is not None:
+            console.print(f"metrics at {running.metrics.url}", highlight=False)
+        assert running.watcher is not None  # the project has rules
+        console.print(f"evaluating {len(proj.alerts.rules)} rules every "
+                      f"{running.watcher.interval_s:g} s (Ctrl-C stops)")
+        try:
+            while not running.watcher.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            console.print("stopped")
 
 
 @app.command("logs")

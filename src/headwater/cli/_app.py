@@ -27,6 +27,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+#: --metrics-port of every long-running command: /metrics through headwater.monitor.serve_metrics.
+MetricsPortOption = Annotated[int | None, typer.Option(
+    help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while running (0: any "
+    "free port)")]
+
 _state: dict[str, object] = {"project_path": None, "verbose": False, "project": None}
 
 

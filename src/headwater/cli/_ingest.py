@@ -12,7 +12,7 @@ from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColum
 from rich.progress import Progress as ProgressDisplay
 from rich.table import Table
 
-from headwater.cli._app import app, console, project
+from headwater.cli._app import MetricsPortOption, app, console, project
 from headwater.console import quality_report, run_summary
 from headwater.core import Progress
 from headwater.monitor import Run, publish_metrics
@@ -119,6 +119,7 @@ def ingest_run(
     follow: Annotated[bool, typer.Option(
         "--follow", help="stream sources: keep loading micro-batches until Ctrl-C (stops after "
         "the current commit); a run record per window")] = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run pipelines declared in headwater.yaml (source, contract, table, mode).
 
@@ -135,10 +136,14 @@ def ingest_run(
         raise typer.BadParameter(
             f"name a pipeline or pass --all (pipelines: {', '.join(proj.pipelines) or 'none'})"
         )
+    if metrics_port is not None and not follow:
+        raise typer.BadParameter("a run that ends keeps its metrics with its run record; "
+                                 "--metrics-port serves them while --follow runs",
+                                 param_hint="--metrics-port")
     if follow and len(chosen) != 1:
         raise typer.BadParameter("--follow runs one pipeline: name it", param_hint="--follow")
     if follow:
-        _follow(chosen[0])
+        _follow(chosen[0], metrics_port)
         return
     failed = False
     for name in chosen:
@@ -154,7 +159,7 @@ def ingest_run(
         raise typer.Exit(1)
 
 
-def _follow(name: str) -> None:
+def _follow(name: str, metrics_port: int | None) -> None:
     """One line per window of a followed stream pipeline; metrics published per window."""
     from headwater.ingest import run_pipeline
 
@@ -170,7 +175,7 @@ def _follow(name: str) -> None:
         publish_metrics(f"ingest-{run.pipeline}", pushgateway=proj.metrics.pushgateway,
                         textfile_dir=proj.path(textfiles) if textfiles else None)
 
-    last = run_pipeline(proj, name, follow=True, on_run=window)
+    last = run_pipeline(proj, name, follow=True, on_run=window, metrics_port=metrics_port)
     if last.status == "failed":
         raise typer.Exit(1)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from headwater.cli._app import app, console, project
-from headwater.cli._stream import BrokerOption, MetricsPortOption
+from headwater.cli._app import MetricsPortOption, app, console, project
+from headwater.cli._stream import BrokerOption
 from headwater.config import DEFAULT_BROKER
 
 iot_app = typer.Typer(

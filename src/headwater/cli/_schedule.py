@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from headwater.cli._app import app, console, project
+from headwater.cli._app import MetricsPortOption, app, console, project
 
 schedule_app = typer.Typer(
     help="Run pipelines on intervals or cron expressions; backfill a range.\n\n"
@@ -44,10 +44,13 @@ def run_schedules(
         "--pipeline", "-n", help="only these pipelines (repeat the option)")] = None,
     once: Annotated[bool, typer.Option(
         "--once", help="run what is due now, then exit (for cron or CI)")] = False,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run pipelines when they are due until Ctrl-C; a pipeline never runs twice at once.
+    While it runs, the alert rules are evaluated on a clock and, with --metrics-port, the
+    runs' metrics are served for Prometheus.
 
-    Example: headwater schedule run --pipeline orders
+    Example: headwater schedule run --pipeline orders --metrics-port 9112
     """
     from headwater.ingest import Scheduler
 
@@ -64,7 +67,7 @@ def run_schedules(
     console.print(f"scheduling {len(scheduler.plan())} pipeline(s); Ctrl-C stops")
     stop = threading.Event()
     try:
-        scheduler.run_forever(stop, on_run=show)
+        scheduler.run_forever(stop, on_run=show, metrics_port=metrics_port)
     except KeyboardInterrupt:
         stop.set()
         console.print("stopped")

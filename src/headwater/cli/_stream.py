@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from headwater.cli._app import app, console, project
+from headwater.cli._app import MetricsPortOption, app, console, project
 from headwater.config import DEFAULT_BROKER
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ stream_app = typer.Typer(
 )
 app.add_typer(stream_app, name="stream")
 
-MetricsPortOption = Annotated[int | None, typer.Option(
-    help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while running")]
 BrokerOption = Annotated[str, typer.Option(
     "--broker", "-b", help="a broker from headwater.yaml's `brokers:` (default: the embedded log)")]
 

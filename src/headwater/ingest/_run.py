@@ -117,7 +117,8 @@ def ingest_files(paths: str | Path | list[str | Path], store: Store, *, table: s
 
 def run_pipeline(project: Project, name: str, *, progress: Progress | None = None,
                  follow: bool = False, stop: threading.Event | None = None,
-                 on_run: Callable[[Run], None] | None = None) -> Run:
+                 on_run: Callable[[Run], None] | None = None,
+                 metrics_port: int | None = None) -> Run:
     """Run the pipeline ``name`` declared in headwater.yaml and record the run.
 
     Holds the pipeline's lock (the scheduler's), so two runs of one pipeline never overlap;
@@ -126,7 +127,8 @@ def run_pipeline(project: Project, name: str, *, progress: Progress | None = Non
     A stream source is read to the end it has when the run starts. With ``follow`` it is read
     in micro-batches until ``stop`` is set (Ctrl-C and SIGTERM set it: the run ends after the
     current commit); every ``window`` of the source is a run of its own, recorded and passed
-    to ``on_run``. Returns the last run.
+    to ``on_run``; meanwhile the alert rules are evaluated on a clock and, with
+    ``metrics_port``, ``/metrics`` is served. Returns the last run.
     """
     from headwater.ingest._locks import pipeline_lock
     from headwater.ingest.sources import build_source
@@ -151,7 +153,10 @@ def run_pipeline(project: Project, name: str, *, progress: Progress | None = Non
                 if on_run is not None:
                     on_run(current)
                 return current
-            return _follow(source, once, stop or threading.Event(), on_run)
+            from headwater.monitor.alerts import monitoring
+
+            with monitoring(project, job=f"ingest-{name}", metrics_port=metrics_port):
+                return _follow(source, once, stop or threading.Event(), on_run)
         finally:
             store.close()
             close = getattr(source, "close", None)

@@ -198,17 +198,23 @@ class Scheduler:
         return max((soonest - self.clock()).total_seconds(), 0.0)
 
     def run_forever(self, stop: threading.Event | None = None, *,
-                    on_run: Callable[[str, str], None] | None = None) -> None:
-        """Tick until ``stop`` is set (Ctrl-C in the CLI)."""
+                    on_run: Callable[[str, str], None] | None = None,
+                    metrics_port: int | None = None) -> None:
+        """Tick until ``stop`` is set (Ctrl-C in the CLI). Meanwhile the project's alert rules
+        are evaluated on a clock and, with ``metrics_port``, ``/metrics`` is served (see
+        :func:`headwater.monitor.alerts.monitoring`)."""
+        from headwater.monitor.alerts import monitoring
+
         stop = stop or threading.Event()
         if not self.plan():
             raise ConfigError("no pipeline has a schedule",
                               hint="add `schedule: every 15m` to a pipeline in headwater.yaml")
-        while not stop.is_set():
-            for name, outcome in self.tick():
-                if on_run is not None:
-                    on_run(name, outcome)
-            stop.wait(min(self.seconds_to_next(), 60.0))
+        with monitoring(self.project, job="schedule", metrics_port=metrics_port):
+            while not stop.is_set():
+                for name, outcome in self.tick():
+                    if on_run is not None:
+                        on_run(name, outcome)
+                stop.wait(min(self.seconds_to_next(), 60.0))
 
 
 # ---------------------------------------------------------------- backfill

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,19 @@ DELIVERIES = Counter(
     "headwater_alert_deliveries", "Alert notifications by sink and outcome.", ["sink", "outcome"],
     registry=REGISTRY,
 )
+DASHBOARD_SNAPSHOT = Histogram(
+    "headwater_dashboard_snapshot_seconds",
+    "Time the dashboard takes to read runs, alerts, quarantine and models for one refresh.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=REGISTRY,
+)
+
+
+def observe_batch_age(histogram: Histogram, labels: Sequence[str], times_ms: Any) -> None:
+    """One observation per batch, never one per record: how old the batch's median event is
+    now, from ``times_ms`` (a Polars Series of epoch milliseconds)."""
+    middle = times_ms.median() if len(times_ms) else None
+    if middle is not None:
+        histogram.labels(*labels).observe(max(0.0, time.time() - float(middle) / 1000))
 
 
 def write_metrics(directory: str | Path, job: str) -> Path:

@@ -1,17 +1,81 @@
-"""``/metrics`` for long-running processes: one small HTTP server on its own thread."""
+"""``/metrics`` for every long-running process, one way.
+
+A process without an HTTP server of its own (stream processor, gateway, scheduler, alert
+watcher) starts :func:`serve_metrics`: a small HTTP server on its own thread. A process with
+one (the model server, the dashboard) answers ``GET /metrics`` with :func:`metrics_response`.
+Both expose the same thing: headwater's registry, the process's own registries (a model
+server's request metrics) and the process itself (CPU, memory, open files, Python version),
+as Prometheus text or OpenMetrics, whichever the scraper asks for.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.exposition import choose_encoder
 
 from headwater.core import ConfigError
 from headwater.monitor._logging import get_logger
 from headwater.monitor._metrics import REGISTRY
 
 log = get_logger(__name__)
+
+#: process_* (CPU seconds, resident memory, open fds, start time) and python_info.
+_PROCESS: list[Any] = [ProcessCollector(registry=None), PlatformCollector(registry=None)]
+
+
+class _Registries:
+    def __init__(self, collectors: Iterable[Any]) -> None:
+        self.collectors = list(collectors)
+
+    def collect(self) -> Iterator[Any]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+    describe = collect  # the names, once, so a name served twice fails at start-up
+
+
+def process_registry(*registries: CollectorRegistry) -> CollectorRegistry:
+    """What a long-running process serves at ``/metrics``: headwater's registry, then
+    ``registries`` (the process's own), then the process collectors. Build it once per
+    process; raises ``ValueError`` if two registries hold the same metric name.
+
+    >>> from prometheus_client import generate_latest
+    >>> b"process_cpu_seconds_total" in generate_latest(process_registry())
+    True
+    """
+    if any(r is DEFAULT_REGISTRY for r in registries):  # its process collectors twice
+        raise ValueError("pass headwater's or a process's own registry, not prometheus' default")
+    served = CollectorRegistry(auto_describe=True)
+    served.register(_Registries([REGISTRY, *registries, *_PROCESS]))
+    return served
+
+
+def metrics_response(request: Any, registry: CollectorRegistry) -> Any:
+    """The answer to ``GET /metrics`` of a FastAPI/Starlette app (the model server, the
+    dashboard) from its :func:`process_registry`: OpenMetrics when the scraper asks for it,
+    Prometheus text otherwise; ``?name[]=...`` picks metrics, as prometheus-client's own
+    server does.
+
+    >>> # served = process_registry(my_registry)
+    >>> # @app.get("/metrics")
+    >>> # def metrics(request: Request) -> Response: return metrics_response(request, served)
+    """
+    from starlette.responses import Response
+
+    names = request.query_params.getlist("name[]")
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    body = encoder(registry.restricted_registry(names) if names else registry)
+    return Response(body, media_type=content_type)
 
 
 @dataclass
@@ -33,10 +97,12 @@ class MetricsServer:
         self._server.server_close()
 
 
-def serve_metrics(port: int = 0, *, host: str = "127.0.0.1") -> MetricsServer:
-    """Serve headwater's metrics registry at ``http://host:port/metrics`` (port 0: any free
-    port; read it from the result). For the stream processor, gateway, scheduler, model servers
-    and dashboard; Prometheus scrapes it.
+def serve_metrics(port: int = 0, *, host: str = "127.0.0.1",
+                  registries: Iterable[CollectorRegistry] = ()) -> MetricsServer:
+    """Serve :func:`process_registry` at ``http://host:port/metrics`` on a thread of its own
+    (port 0: any free port; read it from the result). For the stream processor, gateway,
+    scheduler and alert watcher; Prometheus scrapes it. Raises ``ConfigError`` if the port is
+    taken.
 
     >>> server = serve_metrics(0)
     >>> import httpx; b"headwater_runs" in httpx.get(server.url).content
@@ -44,7 +110,8 @@ def serve_metrics(port: int = 0, *, host: str = "127.0.0.1") -> MetricsServer:
     >>> server.close()
     """
     try:
-        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+        server, _thread = start_http_server(port, addr=host,
+                                            registry=process_registry(*registries))
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}",
                           hint="choose another --metrics-port, or 0 for any free port") from None

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from headwater.core import ConfigError, HeadwaterError, NotFoundError
-from headwater.monitor import get_logger
+from headwater.monitor import get_logger, metrics_response, process_registry
 from headwater.serve._predictor import parse_rows
 from headwater.serve._server import RECOMMENDER, Server
 from headwater.serve._state import Interaction
@@ -151,10 +151,13 @@ def create_app(server: Server) -> Any:
         ready = await server.readiness()
         return ORJSONResponse(ready, status_code=200 if ready["ready"] else 503)
 
+    served = process_registry(server.metrics.registry)
+
     @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        """Prometheus metrics: requests, latency, errors per model version and variant."""
-        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: requests, latency, errors per model version and variant, and
+        the process (CPU, memory)."""
+        return metrics_response(request, served)
 
     @app.get("/", tags=["operations"])
     async def about() -> ORJSONResponse:

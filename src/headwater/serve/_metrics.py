@@ -1,6 +1,7 @@
 """The model server's Prometheus metrics: requests, latency, errors, per model version and
 variant; recommendations shown and the interactions that follow them (click-through); shadow
-comparisons. One registry per server, rendered at ``GET /metrics``."""
+comparisons. One registry per server, served at ``GET /metrics`` with headwater's own
+(:func:`headwater.monitor.process_registry`)."""
 
 from __future__ import annotations
 
@@ -48,9 +49,3 @@ class ServerMetrics:
                                  registry=self.registry)
         self.version = Gauge("headwater_serve_model_version", "The version each variant serves.",
                              ["model", "variant"], registry=self.registry)
-
-    def render(self) -> bytes:
-        """The registry in Prometheus' text format."""
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)

@@ -372,11 +372,7 @@ class Processor:
         if self.on_alerts is not None and (changes.opened.height or changes.resolved.height):
             self.on_alerts(_alert_changes(self.name, spec.keys, changes))
         metrics.STREAM_RECORDS.labels(self.name).inc(out.records)
-        if events.height:  # one observation per batch: the median event's age when stored
-            middle = events.get_column(spec.time).median()
-            if middle is not None:
-                metrics.EVENT_LATENCY.labels(self.name).observe(
-                    max(0.0, time.time() - float(middle) / 1000))  # type: ignore[arg-type]
+        metrics.observe_batch_age(metrics.EVENT_LATENCY, [self.name], events.get_column(spec.time))
         self._hand_on(writes, changes.opened, changes.resolved)
         labels = (self.pipeline, spec.input.topic, readings or "")
         metrics.ROWS.labels(*labels, "read").inc(out.records)

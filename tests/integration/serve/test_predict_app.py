@@ -116,6 +116,13 @@ def test_metrics_per_version_and_variant(client) -> None:
            'variant="a",version="1"}' in text
     assert 'headwater_serve_errors_total{kind="client",model="",route="/predict"' in text
     assert "headwater_serve_request_seconds_bucket" in text
+    # the one /metrics of every headwater process: the process itself, headwater's registry
+    assert "process_resident_memory_bytes" in text and "headwater_errors" in text
+    open_metrics = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert open_metrics.text.endswith("# EOF\n")
+    only = client.get("/metrics", params={"name[]": "headwater_serve_requests_total"}).text
+    assert "headwater_serve_requests_total{" in only and "process_" not in only
 
 
 def test_missing_key_is_a_config_error(churn_registry) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -60,6 +62,11 @@ def test_page_static_files_and_json(shop) -> None:
     assert data["project"] == shop.project and data["pipelines"][0]["name"] == "orders"
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "headwater_runs_total" in metrics.text
+    # the dashboard's own figure (how long a refresh reads) and the process's
+    refreshes = re.search(r"^headwater_dashboard_snapshot_seconds_count (\S+)$", metrics.text,
+                          re.M)
+    assert refreshes and float(refreshes[1]) >= 1
+    assert "process_cpu_seconds_total" in metrics.text
 
 
 def test_actions_need_the_key(shop) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from headwater.core import ConfigError
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from headwater.config import Project
+    from headwater.monitor._serve import MetricsServer
 
 log = get_logger(__name__)
 
@@ -176,22 +178,40 @@ class Watcher:
             self._stop.wait(self.interval_s)
 
 
+@dataclass
+class Monitoring:
+    """What :func:`monitoring` runs: the ``/metrics`` server and the rule watcher (each None
+    when not asked for)."""
+
+    metrics: MetricsServer | None
+    watcher: Watcher | None
+
+
 @contextmanager
 def monitoring(project: Project, *, job: str, metrics_port: int | None = None,
                metrics_host: str = "127.0.0.1", runs: RunsFn | None = None,
-               alerts: bool = True) -> Iterator[Watcher | None]:
-    """For a long-running process: serve ``/metrics`` on ``metrics_port`` (if given) and
-    evaluate the alert rules continuously (if the project has any) while the block runs.
+               alerts: bool = True, interval_s: float | None = None) -> Iterator[Monitoring]:
+    """What every long-running process (stream processor, gateway, scheduler, followed
+    pipeline, ``headwater alerts watch``) does while it runs: serve ``/metrics`` on
+    ``metrics_port`` (if given; see :func:`headwater.monitor.serve_metrics`) and evaluate the
+    alert rules every ``interval_s`` (default ``alerts.evaluate_every``) if the project has
+    any and ``alerts`` is true.
 
-    >>> # with monitoring(project, job="stream-sensors", metrics_port=9108): run_forever()
+    >>> # with monitoring(project, job="stream-sensors", metrics_port=9108) as m:
+    >>> #     print(m.metrics.url); run_forever()
     """
     from headwater.monitor._serve import serve_metrics
 
     server = serve_metrics(metrics_port, host=metrics_host) if metrics_port is not None else None
-    watcher = Watcher(project, job=job, runs=runs).start() \
-        if alerts and project.alerts.rules else None
     try:
-        yield watcher
+        watcher = Watcher(project, job=job, runs=runs, interval_s=interval_s).start() \
+            if alerts and project.alerts.rules else None
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
+    try:
+        yield Monitoring(server, watcher)
     finally:
         if watcher is not None:
             watcher.stop()

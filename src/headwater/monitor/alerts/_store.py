@@ -105,6 +105,18 @@ class Silence:
         return self.starts_at <= now < self.ends_at and matches(labels, self.matchers)
 
 
+def _create_tables(engine: sa.Engine, attempts: int = 3) -> None:
+    """Create what is missing. Two processes (or threads) opening a new store at once race
+    between looking and creating: the loser finds the table there on its next look."""
+    for attempt in range(attempts):
+        try:
+            _meta.create_all(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+
+
 class AlertStore:
     """Alert state, history, silences, outbox and metric history in one database.
 
@@ -140,7 +152,7 @@ class AlertStore:
                 engine = sa.create_engine(url, future=True)
                 if engine.dialect.name == "sqlite":
                     sa.event.listen(engine, "connect", _sqlite_wait)
-                _meta.create_all(engine)
+                _create_tables(engine)
             except sa.exc.SQLAlchemyError as exc:
                 raise SinkError(f"cannot open the alert store: {exc.__class__.__name__}: "
                                 f"{str(exc).splitlines()[0]}",

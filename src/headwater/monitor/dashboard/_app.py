@@ -15,6 +15,7 @@ from typing import Any
 
 from headwater.config import Project
 from headwater.core import HeadwaterError, require
+from headwater.monitor._metrics import DASHBOARD_SNAPSHOT
 
 STATIC = Path(__file__).with_name("static")
 #: The environment variable the command reads the actions' API key from.
@@ -43,8 +44,10 @@ class _Snapshots:
 
         with self.lock:
             if time.monotonic() - self._at >= self.ttl_s:
+                began = time.perf_counter()
                 self._value = collect(self.project)
                 self._at = time.monotonic()
+                DASHBOARD_SNAPSHOT.observe(time.perf_counter() - began)
             return self._value
 
     def clear(self) -> None:
@@ -70,6 +73,7 @@ def create_app(project: Project, *, api_key: str | None = None, refresh_s: int =
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
 
+    from headwater.monitor._serve import metrics_response, process_registry
     from headwater.monitor.dashboard._page import content, page
 
     snapshots = _Snapshots(project, ttl_s=min(2.0, refresh_s / 2))
@@ -110,13 +114,8 @@ def create_app(project: Project, *, api_key: str | None = None, refresh_s: int =
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        from headwater.monitor import metrics as registry
-
-        return Response(generate_latest(registry.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    served = process_registry()
+    app.add_route("/metrics", lambda request: metrics_response(request, served))
 
     @app.post("/api/quarantine/replay", dependencies=[Depends(authorised)])
     def replay(table: str = Body(..., embed=True), store: str = Body("warehouse", embed=True),

@@ -143,6 +143,13 @@ class _Writer:
         metrics.ROWS.labels(*labels, "loaded").inc(readings.height)
         metrics.ROWS.labels(*labels, "quarantined").inc(len(bad))
         metrics.ROWS.labels(*labels, "dropped").inc(dropped)
+        if readings.height or len(bad):  # share of what was checked that passed
+            metrics.PASS_RATE.labels(self.pipeline, self.target, "*").set(
+                readings.height / (readings.height + len(bad)))
+        if readings.height:  # device clock to published: how late the readings travel
+            metrics.observe_batch_age(metrics.INGEST_LATENCY, [self.pipeline, self.target],
+                                      readings.get_column("event_time"))
+            metrics.LAST_LOAD.labels(self.pipeline, self.target).set_to_current_time()
 
 
 def _ensure_topic(broker: Broker, target: str, partitions: int) -> None:
