@@ -21,7 +21,8 @@ SURFACES = {
         "Batch", "ConfigError", "ContractError", "Extract", "FileFormatError",
         "HeadwaterError", "MissingExtraError", "NotFoundError", "POSITION", "Progress",
         "REJECTS_SCHEMA", "SchemaChangeError", "SinkError", "Source", "SourceError",
-        "State", "WriteMode", "check_duration", "duration_ms", "parse_duration",
+        "State", "WriteMode", "check_duration", "duration_ms", "lazy_exports",
+        "parse_duration",
         "redact", "register_secret", "require", "stop_on_signals",
     ],
     "headwater.config": [
@@ -177,10 +178,11 @@ def test_import_headwater_does_not_load_heavy_libraries() -> None:
 
 
 def test_cli_help_does_not_load_the_engines() -> None:
-    """`headwater --help` stays fast: no DuckDB, Polars, Delta Lake, SQLAlchemy or ML at start."""
+    """`headwater --help` stays fast: no Arrow, numpy, DuckDB, Polars, pandas or ML at start."""
     code = ("import sys\nsys.argv = ['headwater', '--help']\nfrom headwater.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('duckdb', 'polars', 'deltalake', 'sqlalchemy', 'pandas', "
-            "'sklearn', 'mlflow', 'fastapi') if m in sys.modules]\nprint(heavy, file=sys.stderr)")
+            "heavy = [m for m in ('pyarrow', 'numpy', 'duckdb', 'polars', 'deltalake', "
+            "'sqlalchemy', 'pandas', 'sklearn', 'mlflow', 'fastapi') if m in sys.modules]\n"
+            "print(heavy, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]"

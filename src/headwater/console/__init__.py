@@ -8,8 +8,7 @@ parses options or exits): Arrow tables, run summaries, quality reports, training
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headwater.core import lazy_exports
 
 # public name -> module that defines it; loaded on first use (pyarrow, Rich)
 _EXPORTS = {
@@ -24,13 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.console' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def arrow_table(data: pa.Table, *, title: str | None = None, max_rows: int = 50,
                 max_width: int = 40) -> Table:
     """An Arrow table as a Rich table (the first ``max_rows`` rows); repeated column names
     (``SELECT 1 AS x, 2 AS x``, joins) are shown as they are, like DuckDB does."""
+    import pyarrow as pa  # the caller holds a table, so this is loaded already: --help is not
+
     table = Table(title=title, show_lines=False, header_style="bold cyan")
     for field in data.schema:  # by position: names may repeat
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(

@@ -12,8 +12,7 @@ package, and it knows neither of them (it uses ``headwater.core`` and the contra
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headwater.core import lazy_exports
 
 # public name -> module that defines it; loaded on first use so that importing is cheap (Polars)
 _EXPORTS = {
@@ -36,13 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.contract' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,11 +7,9 @@ Heavy libraries (scikit-learn, LightGBM, Optuna, MLflow) load on first use of a 
 
 from __future__ import annotations
 
-import importlib
 from importlib.util import find_spec
-from typing import Any
 
-from headwater.core import MissingExtraError
+from headwater.core import MissingExtraError, lazy_exports
 
 #: What the modules of this package import at their top: without them, any import from
 #: headwater.ml names the extra to install instead of failing deep inside.
@@ -23,44 +21,34 @@ if _missing:
 
 _NAMES = {
     # datasets
-    "Dataset": "_data", "load_dataset": "_data", "make_dataset": "_data", "read_frame": "_data",
-    "check_training_data": "_data", "infer_task": "_data",
+    "Dataset": "._data", "load_dataset": "._data", "make_dataset": "._data", "read_frame": "._data",
+    "check_training_data": "._data", "infer_task": "._data",
     # preparation
-    "ColumnAuditor": "_prepare", "ColumnDecision": "_prepare", "FeatureSelector": "_prepare",
-    "PrepareReport": "_prepare", "audit_columns": "_prepare", "build_preprocessor": "_prepare",
-    "infer_kind": "_prepare", "selection_report": "_prepare",
+    "ColumnAuditor": "._prepare", "ColumnDecision": "._prepare", "FeatureSelector": "._prepare",
+    "PrepareReport": "._prepare", "audit_columns": "._prepare", "build_preprocessor": "._prepare",
+    "infer_kind": "._prepare", "selection_report": "._prepare",
     # tracking and reports
-    "LoadedModel": "_tracking", "Tracker": "_tracking", "check_signature": "_tracking",
-    "load_model": "_tracking", "tracking_uris": "_tracking",
-    "Report": "_report", "figure_png": "_report",
+    "LoadedModel": "._tracking", "Tracker": "._tracking", "check_signature": "._tracking",
+    "load_model": "._tracking", "tracking_uris": "._tracking",
+    "Report": "._report", "figure_png": "._report",
     # churn: algorithms, tuning, evaluation, training, scoring
-    "ALGORITHMS": "_algorithms", "Algorithm": "_algorithms", "Setting": "_algorithms",
-    "get_algorithm": "_algorithms",
-    "TuneResult": "_tune", "tune": "_tune",
-    "ThresholdChoice": "_evaluate", "binary_metrics": "_evaluate",
-    "bootstrap_intervals": "_evaluate", "calibration_table": "_evaluate",
-    "choose_threshold": "_evaluate", "gains_table": "_evaluate",
-    "TrainResult": "_train", "train_classifier": "_train", "holdout_split": "_train",
-    "Prediction": "_project", "predict": "_project", "score": "_project", "train": "_project",
-    "tune_worker": "_project",
+    "ALGORITHMS": "._algorithms", "Algorithm": "._algorithms", "Setting": "._algorithms",
+    "get_algorithm": "._algorithms",
+    "TuneResult": "._tune", "tune": "._tune",
+    "ThresholdChoice": "._evaluate", "binary_metrics": "._evaluate",
+    "bootstrap_intervals": "._evaluate", "calibration_table": "._evaluate",
+    "choose_threshold": "._evaluate", "gains_table": "._evaluate",
+    "TrainResult": "._train", "train_classifier": "._train", "holdout_split": "._train",
+    "Prediction": "._project", "predict": "._project", "score": "._project", "train": "._project",
+    "tune_worker": "._project",
     # cross-validation (regression)
-    "CVResult": "_cv", "cross_validate": "_cv", "run_cv": "_cv_project", "cv_spec": "_cv_project",
-    "FeatureSteps": "_cv_features",
-    "TargetTransform": "_regressors", "split_folds": "_cv_split",
-    "corrected_t_test": "_stats", "regression_metrics": "_stats",
+    "CVResult": "._cv", "cross_validate": "._cv",
+    "run_cv": "._cv_project", "cv_spec": "._cv_project",
+    "FeatureSteps": "._cv_features",
+    "TargetTransform": "._regressors", "split_folds": "._cv_split",
+    "corrected_t_test": "._stats", "regression_metrics": "._stats",
 }
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.ml' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"headwater.ml.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)

@@ -10,32 +10,20 @@ FastAPI and uvicorn (``pip install 'headwater[serve]'``) load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headwater.core import lazy_exports
 
 _NAMES = {
-    "API_KEY_ENV": "_settings", "ServeSettings": "_settings", "api_key_from_env": "_settings",
-    "Server": "_server", "Variant": "_server", "bucket": "_server",
-    "Predictor": "_predictor", "parse_rows": "_predictor",
-    "Interaction": "_state", "MemoryState": "_state", "RedisState": "_state",
-    "open_state": "_state",
-    "InteractionLog": "_log", "read_log": "_log", "topic_for": "_log",
-    "ServerMetrics": "_metrics",
-    "create_app": "_app",
-    "build": "_run", "run_server": "_run", "serving": "_run",
+    "API_KEY_ENV": "._settings", "ServeSettings": "._settings", "api_key_from_env": "._settings",
+    "Server": "._server", "Variant": "._server", "bucket": "._server",
+    "Predictor": "._predictor", "parse_rows": "._predictor",
+    "Interaction": "._state", "MemoryState": "._state", "RedisState": "._state",
+    "open_state": "._state",
+    "InteractionLog": "._log", "read_log": "._log", "topic_for": "._log",
+    "ServerMetrics": "._metrics",
+    "create_app": "._app",
+    "build": "._run", "run_server": "._run", "serving": "._run",
 }
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.serve' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"headwater.serve.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)

@@ -10,8 +10,7 @@ Each source is built from its spec in headwater.yaml by :func:`build_source`, or
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headwater.core import lazy_exports
 
 # public name -> module that defines it; loaded on first use (database drivers, httpx, zeep)
 _EXPORTS = {
@@ -35,13 +34,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.ingest.sources' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

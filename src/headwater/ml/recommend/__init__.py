@@ -11,32 +11,21 @@ Heavy libraries (scipy, implicit, Optuna, MLflow) load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from headwater.core import lazy_exports
 
 _NAMES = {
-    "EVENT_WEIGHTS": "_data", "Encoded": "_data", "Interactions": "_data",
-    "load_interactions": "_data", "read_udata": "_data",
-    "DEFAULT_MODELS": "_models", "MODELS": "_models", "Model": "_models", "get_model": "_models",
-    "ranking_metrics": "_metrics", "split": "_metrics", "top_k": "_metrics", "rank": "_metrics",
-    "Recommender": "_recommender",
-    "Evaluation": "_results", "ModelResult": "_results", "TrainedRecommender": "_results",
-    "evaluate_recommender": "_train", "train_recommender": "_train", "tune_model": "_train",
-    "load_recommender": "_tracking",
-    "write_report": "_report",
+    "EVENT_WEIGHTS": "._data", "Encoded": "._data", "Interactions": "._data",
+    "load_interactions": "._data", "read_udata": "._data",
+    "DEFAULT_MODELS": "._models", "MODELS": "._models", "Model": "._models",
+    "get_model": "._models",
+    "ranking_metrics": "._metrics", "split": "._metrics", "top_k": "._metrics", "rank": "._metrics",
+    "Recommender": "._recommender",
+    "Evaluation": "._results", "ModelResult": "._results", "TrainedRecommender": "._results",
+    "evaluate_recommender": "._train", "train_recommender": "._train", "tune_model": "._train",
+    "load_recommender": "._tracking",
+    "write_report": "._report",
 }
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.ml.recommend' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"headwater.ml.recommend.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
