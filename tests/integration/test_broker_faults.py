@@ -181,3 +181,98 @@ def test_nats_dies_and_stays_down(nats_server: NatsServer) -> None:
     assert "cannot reach NATS broker 'iot'" in err.value.message
     assert "brokers.iot.servers" in err.value.hint
     broker.close()
+
+
+# -- Kinesis (moto's server on loopback: real HTTP) ----------------------------------------------
+
+def _kinesis(endpoint: str | None, **options: object):
+    from headwater.brokers._kinesis import KinesisBroker
+
+    settings: dict[str, object] = {"region": "us-east-1", "access_key_id": "testing",
+                                   "secret_access_key": "testing", "name": "shards",
+                                   "lease_table": f"faults-{uuid.uuid4().hex[:8]}"}
+    return KinesisBroker(endpoint_url=endpoint, **{**settings, **options})  # type: ignore[arg-type]
+
+
+def test_kinesis_down_at_start_names_the_broker_and_the_setting() -> None:
+    broker = _kinesis(f"http://127.0.0.1:{free_port()}", retries=2)
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as err:
+        broker.topics()
+    assert time.monotonic() - started < 15, "gives up after its retries"
+    assert "Kinesis broker 'shards'" in err.value.message and "3 attempts" in err.value.message
+    assert "brokers.shards.endpoint_url" in err.value.hint
+    assert "\n" not in err.value.message
+
+
+def test_kinesis_without_credentials_region_or_stream_says_what_to_fix(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from .cases.brokers import moto_endpoint
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role look-up
+    endpoint = moto_endpoint()
+    cases = [
+        (_kinesis(endpoint, access_key_id=None, secret_access_key=None),
+         "no AWS credentials", "AWS_ACCESS_KEY_ID"),
+        (_kinesis(None, region="xx-nowhere-1"), "unknown AWS region 'xx-nowhere-1'",
+         "brokers.shards.region"),
+        (_kinesis(endpoint, region=None), "no AWS region", "AWS_REGION"),
+        (_kinesis(endpoint), "no topic 'missing'", "headwater stream topics"),
+    ]
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    for broker, what, fix in cases:
+        started = time.monotonic()
+        with pytest.raises(BrokerError) as err:
+            broker.partitions("missing")
+        assert time.monotonic() - started < 5, f"{what}: not retried"
+        assert what in err.value.message and fix in (err.value.hint or "")
+        assert "\n" not in err.value.message
+
+
+def test_kinesis_dies_mid_run_and_the_consumer_resumes() -> None:
+    """moto's server stops between two polls and starts again (its streams live in this
+    process, as a real endpoint's outlive a network cut) while the consumer retries: it goes on
+    where it was; a new member of the group resumes from the committed positions."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    broker = _kinesis(f"http://127.0.0.1:{port}", retries=6, connect_timeout=0.5)
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic, partitions=2)
+    broker.produce(topic, rows(30))
+    consumer = broker.consumer(topic, group="g")
+    first = _take(consumer, 10)
+    consumer.commit({p: o for p, o in zip(first["partition"].to_pylist(),
+                                          first["offset"].to_pylist(), strict=True)})
+    server.stop()
+    restarted: list[ThreadedMotoServer] = []
+
+    def come_back() -> None:
+        time.sleep(1.5)
+        again = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        again.start()
+        restarted.append(again)
+
+    thread = threading.Thread(target=come_back)
+    thread.start()
+    try:
+        rest = _take(consumer, 20)  # retries while the endpoint is down
+        thread.join()
+        values = sorted(first["value"].to_pylist() + rest["value"].to_pylist())
+        assert values == sorted(rows(30)["value"].to_pylist()), "every record once"
+        consumer.close()
+        with broker.consumer(topic, group="g") as member:
+            resumed = _take(member, 20)
+        assert sorted(resumed["value"].to_pylist()) == sorted(rest["value"].to_pylist())
+    finally:
+        thread.join()
+        for s in restarted:
+            s.stop()

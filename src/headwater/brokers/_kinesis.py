@@ -10,8 +10,10 @@ record's own: a record's ``timestamp`` is its ``ApproximateArrivalTimestamp`` an
 time is an ``AT_TIMESTAMP`` read.
 
 **Routing.** A stream that headwater creates is tagged with its shard count ``N``; a key goes to
-the hash key ``s·W + h·(W >> 32)`` where ``h`` is the key's FNV-1a hash (the rule every broker
-shares), ``s = h mod N`` and ``W = 2^128 / N`` (``ExplicitHashKey``). On the even shards of a new
+the hash key ``s·W + m(h)·(W >> 32)`` where ``h`` is the key's FNV-1a hash (the rule every
+broker shares), ``s = h mod N``, ``W = 2^128 / N`` and ``m`` mixes the bits of ``h`` (FNV's high
+bits are alike for short keys) so that a split shard's keys spread over its children
+(``ExplicitHashKey``). On the even shards of a new
 stream that is shard ``s`` (:func:`headwater.brokers.partition_for`); after a split or merge a
 key keeps its hash key, so it stays in the children of its shard and its order holds, as with
 Kinesis' own MD5 routing (which streams made elsewhere keep).
@@ -507,7 +509,7 @@ class KinesisBroker(Broker):
         width = 2 ** 128 // count
         step = width >> 32
         bases = [s * width for s in range(count)]
-        offsets = np.where(valid, hashes.astype(np.int64), -1).tolist()
+        offsets = np.where(valid, _mix(hashes).astype(np.int64), -1).tolist()
         hash_keys = [str(bases[s] + (h * step if h >= 0 else width // 2))
                      for s, h in zip(slot.tolist(), offsets, strict=True)]
         return partition_keys, hash_keys
@@ -716,6 +718,20 @@ def _typed(value: Any) -> dict[str, Any]:
     return {"S": str(value)}
 
 
+def _mix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser: every bit of ``h`` moves every bit of the result.
+
+    >>> _mix(np.array([1, 2], dtype=np.uint32)).tolist()
+    [1364076727, 821347078]
+    """
+    h = h.astype(np.uint32)
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
 def _calls(sizes: np.ndarray) -> list[tuple[int, int]]:
     """Cut records of ``sizes`` bytes into PutRecords calls (500 records, 5 MiB at most).
 
@@ -831,21 +847,23 @@ class KinesisConsumer(Consumer):
             item = self._items.get(s.id, {})
             if item.get("owner") and int(item.get("expires", 0)) > now:
                 live[item["owner"]] = live.get(item["owner"], 0) + 1
-        live[self.owner] = len(self._held)
+        reading = {s.id for s in open_} & self._held  # held and not at their end
+        live[self.owner] = len(reading)
         target = math.ceil(len(open_) / len(live)) if open_ else 0
         free = [s for s in open_ if s.id not in self._held and (
             not self._items.get(s.id, {}).get("owner") or
             int(self._items.get(s.id, {}).get("expires", 0)) <= now)]
         for s in free:
-            if len(self._held) >= target:
+            if len(reading) >= target:
                 break
             if b._update(self.topic, self.group, s.id,
                          "SET #o = :me, expires = :x REMOVE claim",
                          {":me": self.owner, ":x": expires, ":now": now},
                          "attribute_not_exists(#o) OR expires <= :now", {"#o": "owner"}):
                 self._held.add(s.id)
+                reading.add(s.id)
                 log.info("kinesis_lease_taken", topic=self.topic, group=self.group, shard=s.id)
-        if len(self._held) < target:  # ask the busiest member for one of its shards
+        if len(reading) < target:  # ask the busiest member for one of its shards
             busiest = max((o for o in live if o != self.owner), key=lambda o: live[o],
                           default=None)
             if busiest is not None and live[busiest] > target:
