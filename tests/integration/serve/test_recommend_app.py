@@ -120,3 +120,37 @@ def test_every_accepted_interaction_is_in_the_log(client) -> None:
     logged = read_log(client.log_dir, topic_for("t"))
     assert logged.num_rows >= 1 + 5 + 1 + 8
     assert "brand-new-item" in logged.column("item").to_pylist()
+
+
+def test_the_hot_path_answers_as_the_fastapi_routes_do(client) -> None:
+    """The Gate's hot path and the FastAPI routes behind it give the same answers, the same
+    errors and the same metrics labels (one server, two edges)."""
+    from headwater.serve._app import Gate
+
+    gate = client.app
+    plain = Gate(gate.app, server=client.server, api_key=None, hot=False)
+    assert gate.hot and not plain.hot
+    user, items_ = client.rec.users[2], client.rec.items
+    with TestClient(plain) as slow:
+        for path in (f"/recommendations/{user}?k=7",
+                     f"/recommendations/{user}?k=5&exclude={items_[0]},{items_[1]}"
+                     f"&exclude={items_[2]}",
+                     f"/recommendations/{user}?k=3&category={client.rec.category(items_[4])}",
+                     "/recommendations/nobody?k=2",
+                     "/recommendations/u1?k=0", "/recommendations/u1?k=x",
+                     f"/recommendations/{'u' * 201}", "/recommendations/a/b"):
+            fast_r, slow_r = client.get(path), slow.get(path)
+            assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
+                path
+        for body in ({"user_id": "u1"}, {"user_id": "u1", "item_id": "i1", "event": "zap"},
+                     {"interactions": []}, [], b"{nope"):
+            kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+            fast_r = client.post("/interactions", **kwargs)
+            slow_r = slow.post("/interactions", **kwargs)
+            assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
+                body
+        ok = {"user_id": "hot-path-user", "item_id": items_[3], "event": "click"}
+        assert client.post("/interactions", json=ok).json() == \
+            slow.post("/interactions", json=ok).json()
+    text = client.get("/metrics").text
+    assert 'route="/recommendations/{user_id}"' in text and 'route="/interactions"' in text

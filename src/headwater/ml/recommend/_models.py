@@ -190,9 +190,8 @@ class EASE(Model):
                 "binary": trial.suggest_categorical("binary", [True, False])}
 
     def _input(self, rows: sparse.csr_matrix) -> sparse.csr_matrix:
-        rows = rows.astype(np.float32)
+        rows = rows.astype(np.float32)  # a copy: the caller's rows stay as they are
         if self.params["binary"]:
-            rows = rows.copy()
             rows.data = np.ones_like(rows.data)
         return rows
 

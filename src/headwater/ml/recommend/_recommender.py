@@ -53,12 +53,11 @@ class Recommender:
     def __post_init__(self) -> None:
         self._index()
 
-    _CACHES = ("_users", "_items", "_position", "_category_code", "_categories")
+    _CACHES = ("_user_row", "_position", "_category_code", "_categories")
 
     def _index(self) -> None:
         """Look-ups built from the catalogue (plain dicts: a request does no pandas work)."""
-        self._users = pd.Index(self.encoded.users)
-        self._items = pd.Index(self.encoded.items)
+        self._user_row = {str(user): i for i, user in enumerate(self.encoded.users)}
         self._position = {str(item): i for i, item in enumerate(self.encoded.items)}
         cats = self.encoded.categories
         if cats is None:
@@ -128,8 +127,8 @@ class Recommender:
 
     def history(self, user_id: str) -> dict[str, float]:
         """A training user's item -> weight history; empty for an unknown user."""
-        row = self._users.get_indexer([str(user_id)])[0]
-        if row < 0:
+        row = self._user_row.get(str(user_id))
+        if row is None:
             return {}
         X = self.encoded.weights
         start, end = X.indptr[row], X.indptr[row + 1]
@@ -139,8 +138,8 @@ class Recommender:
     def category(self, item_id: str) -> str | None:
         """The item's category, if the data had one."""
         cats = self.encoded.categories
-        i = self._items.get_indexer([str(item_id)])[0]
-        if cats is None or i < 0 or pd.isna(cats[i]):
+        i = self._position.get(str(item_id))
+        if cats is None or i is None or pd.isna(cats[i]):
             return None
         return str(cats[i])
 
@@ -214,8 +213,8 @@ class Recommender:
 
         Raises :class:`~headwater.core.NotFoundError` for an item not in the catalogue.
         """
-        i = self._items.get_indexer([str(item_id)])[0]
-        if i < 0:
+        i = self._position.get(str(item_id))
+        if i is None:
             raise NotFoundError(f"item '{item_id}' is not in the catalogue of "
                                 f"{len(self.encoded.items):,} items",
                                 hint="new items reach the model through refresh()")
