@@ -44,7 +44,8 @@ SURFACES = {
     "headwater.store": [
         "DeltaStore", "DuckDBStore", "Evolution", "PostgresStore", "QUARANTINE_SCHEMA",
         "QUARANTINE_TABLE", "RunStore", "STATE_TABLE", "Store", "Transaction",
-        "literal", "open_store", "plan_evolution", "quote", "recorded_run", "run_store",
+        "literal", "metadata_engine", "metadata_url", "open_store", "plan_evolution", "quote",
+        "recorded_run", "run_store",
     ],
     "headwater.monitor": [
         "MetricsServer", "Run", "configure_logging", "format_line", "get_logger",

@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from headwater.store import metadata_engine
+
 _meta = sa.MetaData()
 DEPLOYMENTS = sa.Table(
     "headwater_deployments", _meta,
@@ -62,8 +64,7 @@ class DeploymentHistory:
     """The ``headwater_deployments`` table, next to the run records (same database)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
-        _meta.create_all(self.engine)
+        self.engine = metadata_engine(url, _meta, what="the deployment history")
 
     def save(self, deployment: Deployment) -> None:
         """Insert or update ``deployment``."""

@@ -30,6 +30,8 @@ _EXPORTS = {
     "recorded_run": "headwater.store._open",
     "PostgresStore": "headwater.store._postgres",
     "RunStore": "headwater.store._runs",
+    "metadata_engine": "headwater.store._metadata",
+    "metadata_url": "headwater.store._metadata",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,7 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.core import NotFoundError, SinkError
+from headwater.core import NotFoundError
+from headwater.store._metadata import metadata_engine, metadata_url
 
 _meta = sa.MetaData()
 RUNS = sa.Table(
@@ -57,23 +58,13 @@ class RunStore:
     @classmethod
     def at(cls, folder: str | Path) -> RunStore:
         """The embedded default: ``folder/metadata.db``."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{Path(folder).resolve() / 'metadata.db'}")
+        return cls(metadata_url(folder))
 
     @property
     def engine(self) -> sa.Engine:
         """The engine; tables are created on first use."""
         if self._engine is None:
-            url = self.url
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            try:
-                self._engine = sa.create_engine(url, future=True)
-                _meta.create_all(self._engine)
-            except sa.exc.SQLAlchemyError as exc:
-                raise SinkError(f"cannot open the metadata store: {exc.__class__.__name__}: "
-                                f"{str(exc).splitlines()[0]}",
-                                hint="check metadata.url in headwater.yaml") from None
+            self._engine = metadata_engine(self.url, _meta)
         return self._engine
 
     def record(self, run: Any) -> None:

@@ -24,8 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.core import NotFoundError, SinkError
+from headwater.core import NotFoundError
 from headwater.monitor.alerts._samples import Sample, matches
+from headwater.store import metadata_engine, metadata_url
 
 _meta = sa.MetaData()
 
@@ -105,18 +106,6 @@ class Silence:
         return self.starts_at <= now < self.ends_at and matches(labels, self.matchers)
 
 
-def _create_tables(engine: sa.Engine, attempts: int = 3) -> None:
-    """Create what is missing. Two processes (or threads) opening a new store at once race
-    between looking and creating: the loser finds the table there on its next look."""
-    for attempt in range(attempts):
-        try:
-            _meta.create_all(engine)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
-            if attempt == attempts - 1:
-                raise
-
-
 class AlertStore:
     """Alert state, history, silences, outbox and metric history in one database.
 
@@ -138,26 +127,13 @@ class AlertStore:
     @classmethod
     def at(cls, folder: str | Path) -> AlertStore:
         """The embedded default: ``folder/metadata.db`` (the run records' database)."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{Path(folder).resolve() / 'metadata.db'}")
+        return cls(metadata_url(folder))
 
     @property
     def engine(self) -> sa.Engine:
         """The engine; tables are created on first use."""
         if self._engine is None:
-            url = self.url
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-            try:
-                engine = sa.create_engine(url, future=True)
-                if engine.dialect.name == "sqlite":
-                    sa.event.listen(engine, "connect", _sqlite_wait)
-                _create_tables(engine)
-            except sa.exc.SQLAlchemyError as exc:
-                raise SinkError(f"cannot open the alert store: {exc.__class__.__name__}: "
-                                f"{str(exc).splitlines()[0]}",
-                                hint="check metadata.url in headwater.yaml") from None
-            self._engine = engine
+            self._engine = metadata_engine(self.url, _meta, what="the alert store")
         return self._engine
 
     # -- alert state -------------------------------------------------------------------------
@@ -336,11 +312,6 @@ class AlertStore:
             con.execute(sa.delete(EVENTS).where(EVENTS.c.at < before))
             con.execute(sa.delete(DELIVERIES).where(DELIVERIES.c.status != "pending",
                                                     DELIVERIES.c.created_at < before))
-
-
-def _sqlite_wait(dbapi_connection: Any, _record: Any) -> None:
-    # several processes (a pipeline, `alerts watch`, the dashboard) share the file
-    dbapi_connection.execute("PRAGMA busy_timeout = 10000")
 
 
 def _unix(value: float | datetime) -> float:
