@@ -28,6 +28,16 @@ _DATA = typer.Option("--data", "-d", help="u.data file, CSV/Parquet event log, w
 _MODELS = typer.Option("--models", "-m", help="comma-separated: popularity, trending, item_knn, "
                        "als, ease (default: all; popularity is always the baseline)")
 _SPLIT = typer.Option("--split", help="per-user split: random | time (each user's latest)")
+_FRACTION = typer.Option(help="share of each user's items held out")
+_K = typer.Option("--k", "-k", help="list length of the metrics")
+_TRIALS = typer.Option(help="Optuna trials per model (1: defaults)")
+_BUDGET = typer.Option(help="tuning seconds for all models together")
+_WEIGHT = typer.Option("--weight", "-w",
+                       help="event weights EVENT=NUMBER, comma-separated or repeated")
+_USE_VALUES = typer.Option("--use-values",
+                           help="multiply weights by each event's value (e.g. the rating)")
+_SEED = typer.Option(help="random seed")
+_REPORT = typer.Option(help="HTML report path")
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -87,10 +97,16 @@ def _progress_run(total: int, call):  # type: ignore[no-untyped-def]
         return call(progress)
 
 
-def _total(models: list[str] | None) -> int:
+def _compare(call, data: str, models: list[str] | None, weight: list[str] | None,
+             **options):  # type: ignore[no-untyped-def]
+    """Run ``train`` or ``evaluate`` of headwater.ml.recommend under a progress bar."""
     from headwater.ml.recommend._models import DEFAULT_MODELS
 
-    return len(dict.fromkeys(["popularity", *(models or DEFAULT_MODELS)]))
+    chosen = _names(models)
+    total = len(dict.fromkeys(["popularity", *(chosen or DEFAULT_MODELS)]))
+    return _progress_run(total, lambda progress: call(
+        project(), data, models=chosen, weights=_weights(weight), on_progress=progress,
+        **options))
 
 
 @recommend_app.command("train")
@@ -98,20 +114,15 @@ def train(
     data: Annotated[str, _DATA],
     models: Annotated[list[str] | None, _MODELS] = None,
     split: Annotated[str, _SPLIT] = "random",
-    test_fraction: Annotated[float, typer.Option(help="share of each user's items held "
-                                                 "out")] = 0.25,
-    k: Annotated[int, typer.Option("--k", "-k", help="list length of the metrics")] = 10,
-    trials: Annotated[int, typer.Option(help="Optuna trials per model (1: defaults)")] = 20,
-    budget: Annotated[float, typer.Option(help="tuning seconds for all models together")
-                      ] = 120.0,
-    weight: Annotated[list[str] | None, typer.Option(
-        "--weight", "-w", help="event weights EVENT=NUMBER, comma-separated or repeated")
-    ] = None,
-    use_values: Annotated[bool, typer.Option("--use-values", help="multiply weights by each "
-                                             "event's value (e.g. the rating)")] = False,
+    test_fraction: Annotated[float, _FRACTION] = 0.25,
+    k: Annotated[int, _K] = 10,
+    trials: Annotated[int, _TRIALS] = 20,
+    budget: Annotated[float, _BUDGET] = 120.0,
+    weight: Annotated[list[str] | None, _WEIGHT] = None,
+    use_values: Annotated[bool, _USE_VALUES] = False,
     name: Annotated[str, typer.Option(help="registered model name")] = "recommend",
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    report: Annotated[Path | None, typer.Option(help="HTML report path")] = None,
+    seed: Annotated[int, _SEED] = 0,
+    report: Annotated[Path | None, _REPORT] = None,
     register: Annotated[bool, typer.Option("--register/--no-register",
                                            help="register the best model")] = True,
 ) -> None:
@@ -121,12 +132,9 @@ def train(
     """
     from headwater.ml.recommend._project import train as train_project
 
-    proj = project()
-    chosen = _names(models)
-    trained = _progress_run(_total(chosen), lambda progress: train_project(
-        proj, data, name=name, models=chosen, split=split, fraction=test_fraction, k=k,
-        trials=trials, time_budget_s=budget, seed=seed, weights=_weights(weight),
-        use_values=use_values, register=register, report=report, on_progress=progress))
+    trained = _compare(train_project, data, models, weight, name=name, split=split,
+                       fraction=test_fraction, k=k, trials=trials, time_budget_s=budget,
+                       seed=seed, use_values=use_values, register=register, report=report)
     ev = trained.evaluation
     console.print(leaderboard_table(ev))
     console.print(f"best: [bold green]{ev.best}[/] (by validation NDCG@{ev.k}); cold-start "
@@ -142,19 +150,14 @@ def evaluate(
     data: Annotated[str, _DATA],
     models: Annotated[list[str] | None, _MODELS] = None,
     split: Annotated[str, _SPLIT] = "random",
-    test_fraction: Annotated[float, typer.Option(help="share of each user's items held "
-                                                 "out")] = 0.25,
-    k: Annotated[int, typer.Option("--k", "-k", help="list length of the metrics")] = 10,
-    trials: Annotated[int, typer.Option(help="Optuna trials per model (1: defaults)")] = 1,
-    budget: Annotated[float, typer.Option(help="tuning seconds for all models together")
-                      ] = 120.0,
-    weight: Annotated[list[str] | None, typer.Option(
-        "--weight", "-w", help="event weights EVENT=NUMBER, comma-separated or repeated")
-    ] = None,
-    use_values: Annotated[bool, typer.Option("--use-values", help="multiply weights by each "
-                                             "event's value (e.g. the rating)")] = False,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    report: Annotated[Path | None, typer.Option(help="HTML report path")] = None,
+    test_fraction: Annotated[float, _FRACTION] = 0.25,
+    k: Annotated[int, _K] = 10,
+    trials: Annotated[int, _TRIALS] = 1,
+    budget: Annotated[float, _BUDGET] = 120.0,
+    weight: Annotated[list[str] | None, _WEIGHT] = None,
+    use_values: Annotated[bool, _USE_VALUES] = False,
+    seed: Annotated[int, _SEED] = 0,
+    report: Annotated[Path | None, _REPORT] = None,
 ) -> None:
     """Score every model against popularity on one per-user split; write the HTML report.
 
@@ -162,12 +165,9 @@ def evaluate(
     """
     from headwater.ml.recommend._project import evaluate as evaluate_project
 
-    proj = project()
-    chosen = _names(models)
-    ev, path = _progress_run(_total(chosen), lambda progress: evaluate_project(
-        proj, data, models=chosen, split=split, fraction=test_fraction, k=k, trials=trials,
-        time_budget_s=budget, seed=seed, weights=_weights(weight), use_values=use_values,
-        report=report, on_progress=progress))
+    ev, path = _compare(evaluate_project, data, models, weight, split=split,
+                        fraction=test_fraction, k=k, trials=trials, time_budget_s=budget,
+                        seed=seed, use_values=use_values, report=report)
     console.print(leaderboard_table(ev))
     console.print(f"best by validation: [bold green]{ev.best}[/] · report: {path}")
 
