@@ -96,7 +96,7 @@ SURFACES = {
         "check_signature", "check_training_data", "choose_threshold",
         "corrected_t_test", "cross_validate", "cv_spec", "figure_png", "gains_table",
         "get_algorithm", "holdout_split", "infer_kind", "infer_task", "load_dataset",
-        "load_model", "make_dataset", "predict", "read_frame", "regression_metrics",
+        "load_model", "make_dataset", "model_info", "predict", "read_frame", "regression_metrics",
         "run_cv", "score", "selection_report", "split_folds", "tracking_uris", "train",
         "train_classifier", "tune", "tune_worker",
     ],

@@ -29,7 +29,7 @@ _NAMES = {
     "infer_kind": "._prepare", "selection_report": "._prepare",
     # tracking and reports
     "LoadedModel": "._tracking", "Tracker": "._tracking", "check_signature": "._tracking",
-    "load_model": "._tracking", "tracking_uris": "._tracking",
+    "load_model": "._tracking", "model_info": "._tracking", "tracking_uris": "._tracking",
     "Report": "._report", "figure_png": "._report",
     # churn: algorithms, tuning, evaluation, training, scoring
     "ALGORITHMS": "._algorithms", "Algorithm": "._algorithms", "Setting": "._algorithms",

@@ -76,7 +76,7 @@ class Variant:
 
 def model_kind(ref: str, tracker: Any) -> str:
     """``recommender`` or ``predict`` for a registry reference (from its metadata)."""
-    from headwater.ml._tracking import model_info
+    from headwater.ml import model_info
 
     tracker._mlflow()
     uri, _, _ = tracker.resolve(ref)

@@ -110,7 +110,7 @@ def load_recommender(model_ref: str, *, project: Project | None = None,
     tracker._mlflow()
     import mlflow.pyfunc
 
-    from headwater.ml._tracking import model_info
+    from headwater.ml import model_info
 
     uri, name, version = tracker.resolve(model_ref)
     kind = dict(model_info(uri).metadata or {}).get("headwater_kind")
