@@ -276,3 +276,143 @@ def test_kinesis_dies_mid_run_and_the_consumer_resumes() -> None:
         thread.join()
         for s in restarted:
             s.stop()
+
+# -- Kafka (librdkafka's mock cluster, whose brokers the test takes down and up) ----------------
+
+
+@pytest.fixture
+def kafka_cluster() -> Iterator:
+    from .cases.kafka_mock import MockCluster
+
+    cluster = MockCluster()
+    yield cluster
+    cluster.close()
+
+
+def _kafka(cluster, **options):
+    from .cases.kafka_mock import MOCK_GROUP_CONFIG, mock_broker
+
+    return mock_broker(cluster, config=MOCK_GROUP_CONFIG, **options)
+
+
+def test_kafka_down_at_start_names_the_broker_and_the_setting() -> None:
+    from headwater.brokers._kafka import KafkaBroker
+
+    broker = KafkaBroker(f"127.0.0.1:{free_port()}", retries=2, timeout=1.0, name="events")
+    started = time.monotonic()
+    with pytest.raises(BrokerError) as err:
+        broker.topics()
+    broker.close()
+    assert time.monotonic() - started < 15, "gives up after its retries"
+    assert "Kafka broker 'events'" in err.value.message and "3 attempts" in err.value.message
+    assert "Connection refused" in err.value.message
+    assert "brokers.events.bootstrap_servers" in err.value.hint
+    assert "\n" not in err.value.message
+
+
+def test_kafka_unknown_host_is_one_line() -> None:
+    from headwater.brokers._kafka import KafkaBroker
+
+    broker = KafkaBroker("no-such-host.invalid:9092", retries=0, timeout=1.0, name="bus")
+    with pytest.raises(BrokerError) as err:
+        broker.partitions("events")
+    broker.close()
+    assert "cannot reach Kafka broker 'bus' at no-such-host.invalid:9092" in err.value.message
+    assert "brokers.bus.bootstrap_servers" in err.value.hint
+
+
+def test_kafka_dies_mid_run_and_the_consumer_resumes(kafka_cluster) -> None:
+    """Every broker of the cluster goes down between two polls and comes back during the
+    retries: the consumer continues where it was, every record once; a new member of the
+    group resumes from the committed position."""
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    broker = _kafka(kafka_cluster, retries=8, timeout=1.0)
+    broker.create_topic(topic, partitions=1)
+    broker.produce(topic, rows(100))
+    consumer = broker.consumer(topic, group="g")
+    first = _take(consumer, 30)
+    consumer.commit({0: first["offset"][-1].as_py()})
+    second = _take(consumer, 30)  # read, not committed
+    kafka_cluster.down()
+    restart = threading.Timer(3.0, kafka_cluster.up)
+    restart.start()
+    rest: list[pa.Table] = []
+    deadline = time.monotonic() + 60
+    while sum(t.num_rows for t in rest) < 40 and time.monotonic() < deadline:
+        rest.append(consumer.poll(max_records=1000, timeout=1))
+    restart.join()
+    seen = [*first["value"].to_pylist(), *second["value"].to_pylist(),
+            *pa.concat_tables(rest)["value"].to_pylist()]
+    assert seen == [f"v{i}".encode() for i in range(100)], "in order, each once"
+    consumer.close()
+    with broker.consumer(topic, group="g") as again:
+        got = _take(again, 70)["value"].to_pylist()
+    assert got == [f"v{i}".encode() for i in range(30, 100)], "from the committed position"
+    broker.close()
+
+
+def test_kafka_dies_and_stays_down(kafka_cluster) -> None:
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    broker = _kafka(kafka_cluster, retries=1, timeout=1.0, delivery_timeout_s=2.0, name="iot")
+    broker.create_topic(topic, partitions=1)
+    broker.produce(topic, rows(5))
+    consumer = broker.consumer(topic, group="g")
+    assert _take(consumer, 5).num_rows == 5
+    kafka_cluster.down()
+    with pytest.raises(BrokerError) as err:
+        for _ in range(10):
+            consumer.poll(timeout=0.5)
+    assert "cannot reach Kafka broker 'iot'" in err.value.message
+    assert "brokers.iot.bootstrap_servers" in err.value.hint
+    with pytest.raises(BrokerError) as err:
+        broker.produce(topic, rows(3))
+    assert "3 of 3 records produced" in err.value.message
+    assert "brokers.iot.delivery_timeout" in err.value.hint
+    consumer.close()
+    broker.close()
+
+
+def test_kafka_group_members_rebalance(kafka_cluster) -> None:
+    """Two members that subscribe (no fixed partitions): the coordinator splits the
+    partitions between them, and together they see every record once; when one leaves, the
+    other takes its partitions over from the committed positions."""
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    broker = _kafka(kafka_cluster, timeout=2.0)
+    broker.create_topic(topic, partitions=4)
+    a, b = broker.consumer(topic, group="g"), broker.consumer(topic, group="g")
+    assert a.assignment() == [0, 1, 2, 3], "alone in the group: every partition"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (a.assignment() and b.assignment() and
+                                               len(a.assignment()) == 2):
+        a.poll(timeout=0.1)  # members take part in a rebalance while they poll
+        b.poll(timeout=0.1)
+    assert sorted(a.assignment() + b.assignment()) == [0, 1, 2, 3]
+    assert set(a.assignment()).isdisjoint(b.assignment())
+    broker.produce(topic, pa.table({"key": [f"k{i}".encode() for i in range(200)],
+                                    "value": [f"v{i}".encode() for i in range(200)]}))
+    got: dict[str, list[pa.Table]] = {"a": [], "b": []}
+    while sum(t.num_rows for ts in got.values() for t in ts) < 200 and \
+            time.monotonic() < deadline + 30:
+        for name, member in (("a", a), ("b", b)):
+            table = member.poll(timeout=0.2)
+            if table.num_rows:
+                got[name].append(table)
+                member.commit({p: o for p, o in zip(table["partition"].to_pylist(),
+                                                    table["offset"].to_pylist(), strict=True)})
+    values = [v for ts in got.values() for t in ts for v in t["value"].to_pylist()]
+    assert sorted(values) == sorted(f"v{i}".encode() for i in range(200)), "each exactly once"
+    for name, member in (("a", a), ("b", b)):
+        parts = {p for t in got[name] for p in t["partition"].to_pylist()}
+        assert parts <= set(member.assignment()), "a member reads only its partitions"
+    b.close()
+    broker.produce(topic, pa.table({"key": [f"k{i}".encode() for i in range(40)],
+                                    "value": [f"w{i}".encode() for i in range(40)]}))
+    later: list[bytes] = []
+    while len(set(later)) < 40 and time.monotonic() < deadline + 60:
+        later += a.poll(timeout=0.5)["value"].to_pylist()
+    # at least once: what `a` read of its own partitions during the rebalance and had not
+    # committed comes again
+    assert set(later) == {f"w{i}".encode() for i in range(40)}
+    assert a.assignment() == [0, 1, 2, 3], "the partitions of the member that left"
+    a.close()
+    broker.close()

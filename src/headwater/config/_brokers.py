@@ -99,15 +99,41 @@ class NatsBrokerSpec(_Spec):
 
 
 class KafkaBrokerSpec(_Spec):
-    """Apache Kafka through confluent-kafka (librdkafka)."""
+    """Apache Kafka through confluent-kafka (librdkafka): an idempotent producer, consumer
+    groups with rebalancing, positions kept as the group's committed offsets."""
 
     kind: Literal["kafka"]
-    bootstrap_servers: str = Field(description="host:port[,host:port...]")
+    bootstrap_servers: str = Field(description="host:port[,host:port...] of the cluster")
     config: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="extra librdkafka settings, e.g. security.protocol, sasl.mechanism, "
         "sasl.username, sasl.password (use ${ENV} for secrets)")
     partitions: int = Field(1, ge=1, description="partitions of a topic headwater creates")
+    replicas: int = Field(1, ge=1, description="replication factor of a topic headwater "
+                          "creates (3 on a production cluster)")
+    timeout: float = Field(10.0, gt=0, description="seconds one request (metadata, offsets, "
+                           "a commit) may take before it is retried")
+    retries: int = Field(4, ge=0, description="retries (with backoff) of a request before "
+                         "giving up with an error")
+    delivery_timeout: str = Field("30s", description="how long the producer keeps retrying "
+                                  "a record (librdkafka's message.timeout.ms) before an error")
+    max_message_bytes: int = Field(1_000_000, ge=1024, description="the biggest record "
+                                   "(key and value) to produce: the cluster's "
+                                   "message.max.bytes or the topic's max.message.bytes")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers or any(":" not in s for s in servers):
+            raise ValueError(f"bootstrap_servers {value!r}: write host:port[,host:port...]")
+        return ",".join(servers)
+
+    @field_validator("delivery_timeout")
+    @classmethod
+    def _delivery(cls, value: str) -> str:
+        duration_ms(value)
+        return value
 
 
 class KinesisBrokerSpec(_Spec):

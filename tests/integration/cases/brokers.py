@@ -70,8 +70,16 @@ def kinesis(tmp: Path, **options: object) -> Broker:
                          retries=1, **options)  # type: ignore[arg-type]
 
 
+def kafka(tmp: Path) -> Broker:
+    """Kafka: librdkafka's mock cluster (3 brokers on loopback), a fresh one per test."""
+    from .kafka_mock import MOCK_GROUP_CONFIG, MockCluster, mock_broker
+
+    return mock_broker(MockCluster(), retries=1, timeout=5.0, config=MOCK_GROUP_CONFIG)
+
+
 BROKER_CASES: dict[str, Callable[[Path], Broker]] = {
     "embedded": embedded,
     "kinesis": kinesis,
     "nats": nats,
+    "kafka": kafka,
 }
