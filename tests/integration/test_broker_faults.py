@@ -125,13 +125,10 @@ def _take(consumer, n: int) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def test_nats_dies_mid_run_and_the_consumer_resumes(nats_server: NatsServer) -> None:
-    """The server is killed between two polls and comes back during the retries: the consumer
-    continues where it was, every record once; committed positions survive the restart."""
-    from headwater.brokers._nats import NatsBroker
-
-    topic = f"faults-{uuid.uuid4().hex[:8]}"
-    broker = NatsBroker([nats_server.url], retries=10)  # a loaded machine restarts slowly
+def _read_through_outage(broker, topic: str, *, outage, restart: threading.Timer):
+    """Produce v0..v99, take 30 and commit, take 30 more, then ``outage()`` and ``restart``
+    (a timer that brings the broker back) while polling on: the consumer must continue where
+    it was, in order, every record once. Returns the consumer (v30.. not committed)."""
     broker.create_topic(topic, partitions=1)
     broker.produce(topic, rows(100))
     consumer = broker.consumer(topic, group="g")
@@ -139,8 +136,7 @@ def test_nats_dies_mid_run_and_the_consumer_resumes(nats_server: NatsServer) -> 
     assert first.num_rows == 30
     consumer.commit({0: first["offset"][-1].as_py()})
     second = _take(consumer, 30)  # read, not committed
-    nats_server.kill()
-    restart = threading.Timer(1.0, nats_server.start)
+    outage()
     restart.start()
     rest: list[pa.Table] = []
     deadline = time.monotonic() + 60
@@ -150,6 +146,18 @@ def test_nats_dies_mid_run_and_the_consumer_resumes(nats_server: NatsServer) -> 
     seen = [*first["value"].to_pylist(), *second["value"].to_pylist(),
             *pa.concat_tables(rest)["value"].to_pylist()]
     assert seen == [f"v{i}".encode() for i in range(100)], "in order, each once"
+    return consumer
+
+
+def test_nats_dies_mid_run_and_the_consumer_resumes(nats_server: NatsServer) -> None:
+    """The server is killed between two polls and comes back during the retries: the consumer
+    continues where it was, every record once; committed positions survive the restart."""
+    from headwater.brokers._nats import NatsBroker
+
+    topic = f"faults-{uuid.uuid4().hex[:8]}"
+    broker = NatsBroker([nats_server.url], retries=10)  # a loaded machine restarts slowly
+    restart = threading.Timer(1.0, nats_server.start)
+    consumer = _read_through_outage(broker, topic, outage=nats_server.kill, restart=restart)
     consumer.close()
     # nothing committed after v29: a new member of the group gets at least v30..v99 again (a
     # server killed right after a commit may have lost that ack too: at least once, no loss)
@@ -327,23 +335,8 @@ def test_kafka_dies_mid_run_and_the_consumer_resumes(kafka_cluster) -> None:
     group resumes from the committed position."""
     topic = f"faults-{uuid.uuid4().hex[:8]}"
     broker = _kafka(kafka_cluster, retries=8, timeout=1.0)
-    broker.create_topic(topic, partitions=1)
-    broker.produce(topic, rows(100))
-    consumer = broker.consumer(topic, group="g")
-    first = _take(consumer, 30)
-    consumer.commit({0: first["offset"][-1].as_py()})
-    second = _take(consumer, 30)  # read, not committed
-    kafka_cluster.down()
-    restart = threading.Timer(3.0, kafka_cluster.up)
-    restart.start()
-    rest: list[pa.Table] = []
-    deadline = time.monotonic() + 60
-    while sum(t.num_rows for t in rest) < 40 and time.monotonic() < deadline:
-        rest.append(consumer.poll(max_records=1000, timeout=1))
-    restart.join()
-    seen = [*first["value"].to_pylist(), *second["value"].to_pylist(),
-            *pa.concat_tables(rest)["value"].to_pylist()]
-    assert seen == [f"v{i}".encode() for i in range(100)], "in order, each once"
+    consumer = _read_through_outage(broker, topic, outage=kafka_cluster.down,
+                                    restart=threading.Timer(3.0, kafka_cluster.up))
     consumer.close()
     with broker.consumer(topic, group="g") as again:
         got = _take(again, 70)["value"].to_pylist()

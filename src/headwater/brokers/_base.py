@@ -61,6 +61,21 @@ class BrokerError(SourceError):
     """A broker cannot be reached, refused a request, or has no such topic."""
 
 
+def unknown_topic(topic: str, where: str, known: Sequence[str],
+                  detail: str = "") -> BrokerError:
+    """The error for a topic that is not there: ``where`` (e.g. "on NATS at …"), the topics
+    that are (ten at most), and how to list or create them (``detail``: more to say first).
+
+    >>> unknown_topic("x", "on Kafka", ["a"]).message
+    "no topic 'x' on Kafka (topics: a)"
+    """
+    listed = ", ".join(known[:10]) + (f", … ({len(known)} in all)" if len(known) > 10
+                                      else "") or "none yet"
+    return BrokerError(f"no topic '{topic}' {where} ({detail}topics: {listed})",
+                       hint="`headwater stream topics` lists them; `headwater stream publish "
+                       f"FILE --topic {topic}` creates it")
+
+
 @dataclass(frozen=True)
 class TopicInfo:
     """A topic as ``headwater stream topics`` shows it (``None``: the broker does not say)."""

@@ -52,6 +52,7 @@ from headwater.brokers._base import (
     Positions,
     StartAt,
     TopicInfo,
+    unknown_topic,
 )
 from headwater.brokers._partition import partition_for
 from headwater.brokers._records import normalise
@@ -684,11 +685,8 @@ class EmbeddedBroker(Broker):
         try:
             meta = json.loads((folder / "topic.json").read_text())
         except FileNotFoundError:
-            listed = ", ".join(self._names()) or "none yet"
-            raise BrokerError(
-                f"no topic '{topic}' in the embedded log at {self.path} (topics: {listed})",
-                hint="`headwater stream topics` lists them; `headwater stream publish FILE "
-                f"--topic {topic}` creates it") from None
+            raise unknown_topic(topic, f"in the embedded log at {self.path}",
+                                list(self._names())) from None
         if meta.get("format", 0) > FORMAT_VERSION:
             raise BrokerError(f"topic '{topic}' at {folder} has log format {meta['format']}, "
                               f"newer than this headwater reads ({FORMAT_VERSION})",

@@ -41,6 +41,7 @@ from headwater.brokers._base import (
     Positions,
     StartAt,
     TopicInfo,
+    unknown_topic,
 )
 from headwater.brokers._partition import partition_for
 from headwater.brokers._records import check_sizes, normalise, records_table
@@ -236,13 +237,8 @@ class KafkaBroker(Broker):
                     _name(found.error) != "UNKNOWN_TOPIC_OR_PART":
                 raise BrokerError(f"{self.describe()}: topic '{topic}': {_text(found.error)}",
                                   hint="check the topic's ACLs and state with kafka-topics.sh")
-            names = [t.name for t in self.topics()]
-            listed = ", ".join(names[:10]) + (f", … ({len(names)} in all)"
-                                              if len(names) > 10 else "") or "none yet"
-            raise BrokerError(
-                f"no topic '{topic}' on {self.describe()} (topics: {listed})",
-                hint="`headwater stream topics` lists them; `headwater stream publish FILE "
-                f"--topic {topic}` creates it")
+            raise unknown_topic(topic, f"on {self.describe()}",
+                                [t.name for t in self.topics()])
         self._partitions[topic] = len(found.partitions)
         return self._partitions[topic]
 

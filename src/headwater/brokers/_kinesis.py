@@ -63,6 +63,7 @@ from headwater.brokers._base import (
     Positions,
     StartAt,
     TopicInfo,
+    unknown_topic,
 )
 from headwater.brokers._partition import key_hashes
 from headwater.brokers._records import check_sizes, normalise, records_table
@@ -293,14 +294,8 @@ class KinesisBroker(Broker):
         return name
 
     def _unknown(self, topic: str) -> BrokerError:
-        names = [t.name for t in self.topics()]
-        listed = ", ".join(names[:10]) + (f", … ({len(names)} in all)"
-                                          if len(names) > 10 else "") or "none yet"
-        return BrokerError(
-            f"no topic '{topic}' on {self.describe()} (no stream '{self.stream_name(topic)}'; "
-            f"topics: {listed})",
-            hint="`headwater stream topics` lists them; `headwater stream publish FILE "
-            f"--topic {topic}` creates it")
+        return unknown_topic(topic, f"on {self.describe()}", [t.name for t in self.topics()],
+                             f"no stream '{self.stream_name(topic)}'; ")
 
     def _kinesis(self, op: str, what: str, topic: str, **kw: Any) -> Any:
         try:

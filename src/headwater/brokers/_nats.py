@@ -47,6 +47,7 @@ from headwater.brokers._base import (
     Positions,
     StartAt,
     TopicInfo,
+    unknown_topic,
 )
 from headwater.brokers._partition import partition_for
 from headwater.brokers._records import check_sizes, normalise, records_table
@@ -262,13 +263,8 @@ class NatsBroker(Broker):
 
         count = self._run(info, f"look up topic '{topic}'")
         if count is None:
-            names = [t.name for t in self.topics()]
-            listed = ", ".join(names[:10]) + (f", … ({len(names)} in all)"
-                                              if len(names) > 10 else "") or "none yet"
-            raise BrokerError(
-                f"no topic '{topic}' on {self.describe()} (topics: {listed})",
-                hint="`headwater stream topics` lists them; `headwater stream publish FILE "
-                f"--topic {topic}` creates it")
+            raise unknown_topic(topic, f"on {self.describe()}",
+                                [t.name for t in self.topics()])
         self._partitions[topic] = count
         return count
 
