@@ -19,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,6 +46,9 @@ class StrategySpec(_Spec):
                              description="linear: the green traffic share after each step")
     bake: str = Field("5m", description="how long each step must stay healthy, e.g. 30s, 10m")
     poll: str = Field("5s", description="how often health is checked during a bake")
+    shadow_percent: int = Field(0, ge=0, le=50, description="first mirror this share of live "
+                                "traffic to green for one bake, its answers discarded, before "
+                                "it takes any live traffic (targets that mirror: azureml)")
 
     _check = field_validator("bake", "poll")(_duration)
 
@@ -58,8 +61,9 @@ class StrategySpec(_Spec):
 
     def percents(self) -> list[int]:
         """The green traffic share at each step (0 = checked without traffic)."""
-        return {"all_at_once": [100], "blue_green": [0, 100],
-                "canary": [self.canary_percent, 100], "linear": list(self.steps)}[self.kind]
+        steps = {"all_at_once": [100], "blue_green": [0, 100],
+                 "canary": [self.canary_percent, 100], "linear": list(self.steps)}[self.kind]
+        return [0, *steps] if self.shadow_percent and steps[0] else steps
 
 
 class HealthSpec(_Spec):
@@ -100,8 +104,35 @@ class SageMakerTargetSpec(_Spec):
                                      "VPC endpoints); credentials come from the environment")
 
 
-#: Deploy targets (more kinds join this union as they land).
-TargetSpec = SageMakerTargetSpec
+class AzureMLTargetSpec(_Spec):
+    """An Azure ML managed online endpoint with one deployment per version."""
+
+    kind: Literal["azureml"] = "azureml"
+    subscription_id: str = Field(..., description="Azure subscription id (from ${ENV})")
+    resource_group: str = Field(..., description="resource group of the workspace")
+    workspace: str = Field(..., pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$",
+                           description="Azure ML workspace name")
+    endpoint: str = Field(..., pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$",
+                          description="online endpoint name (3-32 characters, unique in the "
+                          "region)")
+    image: str = Field(..., description="the serving image in ACR, e.g. "
+                       "myacr.azurecr.io/headwater-serve:1.0 (`headwater package --push`)")
+    storage_account: str = Field(..., description="storage account for model data")
+    container: str = Field("headwater-models", description="blob container for model data")
+    prefix: str = Field("headwater/models", description="blob name prefix for model data")
+    instance_type: str = Field("Standard_DS3_v2", description="VM size per deployment")
+    instance_count: int = Field(1, ge=1, description="instances per deployment")
+    api_version: str = Field("2024-04-01", description="Azure ML REST API version")
+    management_url: str = Field("https://management.azure.com", description="Azure Resource "
+                                "Manager URL (override for sovereign clouds and tests)")
+    authority_url: str = Field("https://login.microsoftonline.com", description="Entra ID "
+                               "(AAD) authority for the client-credentials flow")
+    storage_url: str | None = Field(None, description="blob endpoint (default "
+                                    "https://<storage_account>.blob.core.windows.net)")
+
+
+#: Deploy targets, told apart by ``kind``.
+TargetSpec = Annotated[SageMakerTargetSpec | AzureMLTargetSpec, Field(discriminator="kind")]
 
 
 class DeploySpec(_Spec):

@@ -140,8 +140,12 @@ def build_command(bundle: Path) -> list[str]:
 
 
 def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
-               workdir: Path | None = None) -> subprocess.Popen[bytes]:
+               workdir: Path | None = None, model_dir: Path | None = None,
+               ) -> subprocess.Popen[bytes]:
     """Start ``bundle`` as a plain process answering the container's routes on ``port``.
+
+    ``model_dir`` serves another model folder than the bundle's own (as a cloud mounts the
+    model's files into the container).
 
     It runs the bundle's own copy of headwater and model with this interpreter; the
     requirements it needs are checked against this environment first (a mismatch is an error
@@ -156,7 +160,8 @@ def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
                           f"({', '.join(wrong[:8])}{' …' if len(wrong) > 8 else ''})",
                           hint=f"python -m venv env && env/bin/pip install -r "
                           f"{bundle / 'requirements.lock'}, then run with env/bin/python")
-    env = {**os.environ, "PYTHONPATH": str(bundle), "HEADWATER_MODEL_DIR": str(bundle / "model"),
+    env = {**os.environ, "PYTHONPATH": str(bundle),
+           "HEADWATER_MODEL_DIR": str(model_dir or bundle / "model"),
            "HEADWATER_PORT": str(port), "HEADWATER_HOST": host,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cwd = workdir or Path(tempfile.mkdtemp(prefix="headwater-bundle-"))

@@ -44,10 +44,16 @@ def open_target(project: Project, name: str) -> Target:
         raise NotFoundError(f"no deploy target '{name}' in headwater.yaml "
                             f"(targets: {', '.join(targets) or 'none'})",
                             hint="add it under deploy.targets (see docs/deploy.md)")
-    from headwater.deploy._sagemaker import SageMakerTarget
+    spec = targets[name]
+    if spec.kind == "azureml":
+        from headwater.deploy._azureml import AzureMLTarget
 
-    target = SageMakerTarget(name, targets[name], project.deploy.health)
-    target.preflight()
+        target: Target = AzureMLTarget(name, spec, project.deploy.health)
+    else:
+        from headwater.deploy._sagemaker import SageMakerTarget
+
+        target = SageMakerTarget(name, spec, project.deploy.health)
+    target.preflight()  # type: ignore[attr-defined]
     return target
 
 

@@ -11,7 +11,9 @@ production variants, Azure ML deployments, local processes behind a router); see
 * ``all_at_once``: green takes 100 % at once, then bakes;
 * ``blue_green``: green is smoke-tested with no traffic, then takes 100 %, then bakes;
 * ``canary``: green takes ``canary_percent`` for a bake, then 100 %;
-* ``linear``: green takes each of ``steps`` in turn, baking after each.
+* ``linear``: green takes each of ``steps`` in turn, baking after each;
+* ``shadow_percent`` (any kind): first a bake with no live traffic while that share of live
+  traffic is mirrored to green, on targets that implement ``mirror(shares)`` (Azure ML).
 
 Health during a bake is the target's own (CloudWatch alarms on SageMaker); a failed smoke test
 or an unhealthy bake rolls back: blue gets all traffic again and green is removed. A killed
@@ -171,7 +173,13 @@ def rollout(target: Target, *, model: str, version: int, model_uri: str,
             if not problems:
                 share = percent / 100
                 target.shift({green: share, blue: 1 - share} if blue else {green: 1.0})
-                say(f"{green}: {percent} % of traffic, baking {strategy.bake}")
+                mirror = getattr(target, "mirror", None)  # targets that can mirror traffic
+                shadow = percent == 0 and strategy.shadow_percent and mirror is not None
+                if shadow:
+                    mirror({green: strategy.shadow_percent / 100})
+                say(f"{green}: {percent} % of traffic"
+                    + (f" ({strategy.shadow_percent} % mirrored)" if shadow else "")
+                    + f", baking {strategy.bake}")
                 problems = _bake(target, green, health, bake_s, poll_s, sleep, clock)
             dep.steps.append({"percent": percent, "problems": problems,
                               "at": datetime.now(UTC).isoformat()})
