@@ -59,6 +59,8 @@ def _go(target, history, version, kind, **strategy):
     ("blue_green", {}, [0.0, 1.0]),
     ("canary", {"canary_percent": 5}, [0.05, 1.0]),
     ("linear", {"steps": [20, 60, 100]}, [0.2, 0.6, 1.0]),
+    ("canary", {"shadow_percent": 20}, [0.0, 0.1, 1.0]),  # a shadow bake first
+    ("blue_green", {"shadow_percent": 20}, [0.0, 1.0]),  # its 0 % step is the shadow bake
 ])
 def test_each_strategy_steps_green_up_then_retires_blue(kind, extra, shares, history) -> None:
     target = MemoryTarget()
@@ -112,3 +114,16 @@ def test_strategy_settings_are_checked() -> None:
         StrategySpec(kind="linear", steps=[50, 20])
     with pytest.raises(ValueError):
         StrategySpec(bake="soon")
+
+
+def test_a_target_that_mirrors_gets_the_shadow_share_before_any_live_traffic(history) -> None:
+    class Mirroring(MemoryTarget):
+        def mirror(self, shares: dict[str, float]) -> None:
+            self.log.append(("mirror", dict(shares)))
+
+    target = Mirroring()
+    _go(target, history, 1, "canary")
+    target.log.clear()
+    _go(target, history, 2, "canary", shadow_percent=25)
+    assert target.log[:3] == [("shift", {"v1": 1.0, "v2": 0.0}), ("mirror", {"v2": 0.25}),
+                              ("shift", {"v1": 0.9, "v2": 0.1})]
