@@ -90,3 +90,38 @@ def test_the_bundle_runs_and_answers_the_container_routes(project, tmp_path) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _package(project, tmp_path, path: str, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": path, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "headwater", "package", "churn@champion",
+                           "--out", str(tmp_path), *args], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_push_without_a_container_builder_says_so_and_fails(project, tmp_path) -> None:
+    done = _package(project, tmp_path, str(tmp_path / "empty-bin"), "--push",
+                    "myacr.azurecr.io/headwater-serve:1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "nothing was pushed" in out and "no docker, podman or buildah" in out
+    assert "az acr build --registry myacr --image headwater-serve:1" in out
+
+
+def test_push_builds_and_pushes_with_the_builder_found(project, tmp_path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"  # a stand-in builder that records what it was asked to do
+    docker.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'docker.log'}\n")
+    docker.chmod(0o755)
+    done = _package(project, tmp_path / "out", str(bin_dir), "--push",
+                    "myacr.azurecr.io/headwater-serve:1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    assert calls[0].startswith("build -t myacr.azurecr.io/headwater-serve:1 ")
+    assert calls[1] == "push myacr.azurecr.io/headwater-serve:1"
+    assert "pushed myacr.azurecr.io/headwater-serve:1" in done.stdout

@@ -136,22 +136,46 @@ def package(
     run: Annotated[bool, typer.Option(help="start the bundle as a local process on "
                                       "--port (its container routes)")] = False,
     port: Annotated[int, typer.Option(help="port for --run")] = 8080,
+    push: Annotated[str | None, typer.Option(help="build the image as this name and push it, "
+                                             "e.g. myacr.azurecr.io/headwater-serve:1 (needs "
+                                             "docker, podman or buildah, logged in)")] = None,
 ) -> None:
     """Bundle a registered model with its server, pinned requirements and a Dockerfile.
 
-    Example: headwater package churn@champion --run
+    Example: headwater package churn@champion --push myacr.azurecr.io/headwater-serve:1
     """
     import subprocess
     from pathlib import Path
 
-    from headwater.deploy._bundle import build_bundle, build_command, run_bundle
+    from headwater.deploy._bundle import (
+        build_bundle,
+        build_command,
+        push_commands,
+        push_hint,
+        run_bundle,
+    )
 
     proj = project()
     bundle = build_bundle(proj, model, proj.path(out))
     console.print(f"bundle [bold]{bundle.path}[/] ({bundle.model} version {bundle.version}, "
                   f"sha256 {bundle.digest[:16]}…)")
     command = build_command(bundle.path)
-    if build:
+    if push:
+        steps = push_commands(bundle.path, push)
+        if not steps:
+            console.print(f"[red]nothing was pushed[/]: no docker, podman or buildah on this "
+                          f"machine. The build context is {bundle.path}; push it with:\n  "
+                          + push_hint(bundle.path, push))
+            raise typer.Exit(1)
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                console.print(f"[red]{' '.join(step[:2])} failed[/]: {last}\n  hint: log in "
+                              "first (az acr login --name <registry>, or docker login)")
+                raise typer.Exit(1)
+        console.print(f"pushed {push}")
+    elif build:
         if not command:
             raise typer.BadParameter("no docker, podman or buildah on this machine")
         done = subprocess.run(command, capture_output=True, text=True)

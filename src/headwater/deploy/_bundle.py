@@ -130,13 +130,31 @@ def build_bundle(project: Project, ref: str, out: Path) -> Bundle:
     return Bundle(final, digest, name, version)
 
 
-def build_command(bundle: Path) -> list[str]:
+def build_command(bundle: Path, tag: str | None = None) -> list[str]:
     """How to build the image where a container builder exists (none runs on every machine)."""
     for tool in ("docker", "podman", "buildah"):
         if shutil.which(tool):
             verb = ["bud"] if tool == "buildah" else ["build"]
-            return [tool, *verb, "-t", f"headwater/{bundle.name}", str(bundle)]
+            return [tool, *verb, "-t", tag or f"headwater/{bundle.name}", str(bundle)]
     return []
+
+
+def push_commands(bundle: Path, image: str) -> list[list[str]]:
+    """Build ``bundle`` as ``image`` and push it (OCI distribution API, through the builder);
+    empty where no builder exists."""
+    build = build_command(bundle, image)
+    return [build, [build[0], "push", image]] if build else []
+
+
+def push_hint(bundle: Path, image: str) -> str:
+    """What pushes ``image`` from another machine, or from Azure itself for ACR."""
+    registry = image.split("/", 1)[0]
+    if registry.endswith(".azurecr.io"):
+        name = registry.split(".", 1)[0]
+        return (f"az acr build --registry {name} --image {image.split('/', 1)[1]} {bundle}"
+                f"   (ACR builds it; or, where docker runs: az acr login --name {name} && "
+                f"docker build -t {image} {bundle} && docker push {image})")
+    return f"docker build -t {image} {bundle} && docker push {image}   (after docker login)"
 
 
 def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
