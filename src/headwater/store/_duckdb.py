@@ -55,6 +55,7 @@ class DuckDBStore(Store):
         self.path = Path(path)
         self.read_only = read_only
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._schemas: dict[str, pa.Schema | None] = {}
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -109,15 +110,17 @@ class DuckDBStore(Store):
         con = self.con
         con.begin()
         try:
-            yield _DuckDBTransaction(con, pipeline, run_id)
+            yield _DuckDBTransaction(con, pipeline, run_id, self._schemas)
         except BaseException:
             con.rollback()
+            self._schemas.clear()       # what the transaction saw is gone with it
             raise
         else:
             con.commit()
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL with ``?`` placeholders; return Arrow."""
+        self._schemas.clear()           # the SQL may change tables
         try:
             relation = self.con.sql(sql, params=params or None)
             return pa.table({}) if relation is None else relation.to_arrow_table()
@@ -146,14 +149,16 @@ class DuckDBStore(Store):
 
 
 class _DuckDBTransaction(Transaction):
-    def __init__(self, con: duckdb.DuckDBPyConnection, pipeline: str, run_id: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, pipeline: str, run_id: str,
+                 schemas: dict[str, pa.Schema | None]) -> None:
         self.con = con
         self.pipeline = pipeline
         self.run_id = run_id
         self._replaced: set[str] = set()
-        #: Table -> its Arrow schema (None: no such table), as this transaction last saw it.
-        #: Only this transaction changes the table meanwhile, so one look per table suffices.
-        self._schemas: dict[str, pa.Schema | None] = {}
+        #: Table -> its Arrow schema (None: no such table), as the store last saw it. The
+        #: store's connection holds the file's write lock, so only its own transactions change
+        #: tables: one look per table lasts until a rollback or a query (which clear it).
+        self._schemas = schemas
 
     def _schema(self, table: str) -> pa.Schema | None:
         """The table's columns as Arrow, or None when it does not exist."""

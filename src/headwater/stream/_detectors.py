@@ -79,7 +79,10 @@ class Detector(ABC):
         batch = batch.filter(pl.col("_v").is_not_null() & pl.col("_t").is_not_null())
         frames = [batch]
         if self.tail_ is not None and not self.tail_.is_empty():
-            frames.insert(0, self.tail_.with_columns(_new=pl.lit(False)))
+            # only the series this batch touches: the work follows the batch, not the state
+            touched = self.tail_.join(batch.select(self.keys).unique(), on=list(self.keys),
+                                      how="semi", nulls_equal=True)
+            frames.insert(0, touched.with_columns(_new=pl.lit(False)))
         joined = pl.concat(frames, how="vertical_relaxed").with_row_index("_seq")
         return joined.sort([*self.keys, "_seq"], nulls_last=True, maintain_order=True)
 
@@ -87,8 +90,14 @@ class Detector(ABC):
         n = self.history()
         if n <= 0 or series.is_empty():
             return
-        self.tail_ = (series.group_by(list(self.keys), maintain_order=True).tail(n)
-                      .select(*self.keys, "_t", "_v"))
+        fresh = (series.group_by(list(self.keys), maintain_order=True).tail(n)
+                 .select(*self.keys, "_t", "_v"))
+        if self.tail_ is None or self.tail_.is_empty():
+            self.tail_ = fresh
+            return
+        kept = self.tail_.join(fresh.select(self.keys).unique(), on=list(self.keys),
+                               how="anti", nulls_equal=True)
+        self.tail_ = pl.concat([kept, fresh], how="vertical_relaxed")
 
     def _shape(self, found: pl.DataFrame) -> pl.DataFrame:
         if found.is_empty():
