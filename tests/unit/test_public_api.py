@@ -55,9 +55,9 @@ SURFACES = {
     "headwater.brokers": [
         "Broker", "BrokerError", "Consumer", "EmbeddedBroker", "Offset",
         "PRODUCE_SCHEMA", "PartitionPosition", "Positions", "RECORD_SCHEMA", "StartAt",
-        "TopicInfo", "encode_rows", "follow", "group_positions", "lag", "open_broker",
-        "parse_start", "partition_for", "publish", "reset_positions",
-        "split_partitions", "tail",
+        "TopicInfo", "encode_rows", "follow", "group_positions", "lag", "last_positions",
+        "offset_lag", "open_broker", "parse_start", "partition_for", "publish", "reached",
+        "record_origins", "reset_positions", "split_partitions", "tail",
     ],
     "headwater.ingest": [
         "ConservationError", "ExtractResult", "FileSource", "PipelineBusy", "PipelineStatus",

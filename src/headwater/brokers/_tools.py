@@ -190,3 +190,64 @@ def reset_positions(broker: Broker, topic: str, group: str, to: str | StartAt) -
     """Commit ``group``'s positions so that it next reads from ``to`` (see :func:`parse_start`)."""
     return broker.reset_group(topic, group, parse_start(to) if isinstance(to, str) else to)
 
+
+
+def last_positions(records: pa.Table) -> Positions:
+    """Per partition, the offset of the last record in ``records`` (offsets grow within a
+    partition, and records come in that order).
+
+    >>> import pyarrow as pa
+    >>> last_positions(pa.table({"partition": [0, 1, 0], "offset": ["9", "3", "10"]}))
+    {0: '10', 1: '3'}
+    """
+    parts = records["partition"].to_numpy()
+    if not len(parts):
+        return {}
+    unique, first_from_end = np.unique(parts[::-1], return_index=True)
+    rows = len(parts) - 1 - first_from_end
+    offsets = records["offset"].take(pa.array(rows)).to_pylist()
+    return dict(zip(unique.tolist(), offsets, strict=True))
+
+
+def reached(seen: Positions, end: Positions) -> bool:
+    """Every partition of ``end`` read up to its offset there (sequence-number strings are
+    compared as numbers).
+
+    >>> reached({0: "10"}, {0: "9"}), reached({0: 3}, {0: 3, 1: 0})
+    (True, False)
+    """
+    for p, o in end.items():
+        got = seen.get(p)
+        if got is None or int(got) < int(o):
+            return False
+    return True
+
+
+def record_origins(topic: str, partitions: pa.Array | pa.ChunkedArray,
+                   offsets: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Where records came from, for the quarantine: ``topic[partition]`` and the offset
+    (int64); sequence numbers (Kinesis) exceed an int64, so they go into the text
+    (``topic[3] @ 4962…``) and the position is null.
+
+    >>> import pyarrow as pa
+    >>> record_origins("t", pa.array([3], pa.int32()), pa.array(["17"]))[0].to_pylist()
+    ['t[3] @ 17']
+    """
+    sources = pc.binary_join_element_wise(pa.scalar(f"{topic}["),
+                                          pc.cast(partitions, pa.string()), pa.scalar("]"), "")
+    if pa.types.is_integer(offsets.type):
+        return sources, pc.cast(offsets, pa.int64())
+    sources = pc.binary_join_element_wise(sources, pc.cast(offsets, pa.string()), " @ ")
+    return sources, pa.nulls(len(sources), pa.int64())
+
+
+def offset_lag(seen: Positions, end: Positions) -> int | None:
+    """Records between ``seen`` and ``end`` where offsets count records (``None`` where they
+    are sequence numbers, whose distance is no count).
+
+    >>> offset_lag({0: 4}, {0: 9, 1: 2}), offset_lag({}, {0: "17"})
+    (8, None)
+    """
+    if not all(isinstance(o, int) for o in [*seen.values(), *end.values()]):
+        return None
+    return sum(max(0, int(o) - int(seen.get(p, -1))) for p, o in end.items())

@@ -128,11 +128,12 @@ def quarantine_payloads(records: pa.Table, bad: list[int], reasons: list[str], *
     """Quarantine rows (``QUARANTINE_SCHEMA``) for the records at ``bad``: the payload as text,
     ``topic[partition]`` and the offset as where, the reason; ids ``run_id:first+i``."""
     picked = records.select(["partition", "offset", "value"]).take(pa.array(bad, pa.int64()))
-    sources = pc.binary_join_element_wise(
-        pa.scalar(f"{topic}["), pc.cast(picked.column("partition"), pa.string()),
-        pa.scalar("]"), "")
+    from headwater.brokers import record_origins
+
+    sources, positions = record_origins(topic, picked.column("partition"),
+                                        picked.column("offset"))
     return quarantine_rows(raw=picked.column("value"), sources=sources,
-                           positions=picked.column("offset"), unit="offset",
+                           positions=positions, unit="offset",
                            rules=[["payload"]] * len(bad), reasons=[[r] for r in reasons],
                            run_id=run_id, pipeline=pipeline, table=table, first=first)
 

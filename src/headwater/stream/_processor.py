@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater._version import __version__
-from headwater.brokers import Broker, Consumer
+from headwater.brokers import Broker, Consumer, last_positions, offset_lag, reached, record_origins
 from headwater.core import POSITION, ConfigError, HeadwaterError, stop_on_signals
 from headwater.monitor import get_logger, metrics, run
 from headwater.store import QUARANTINE_SCHEMA, Store
@@ -271,7 +271,7 @@ class Processor:
         latency = max(_ms(self.spec.max_latency), 1) / 1000
         looked = time.monotonic()
         while not stop.is_set():
-            if not follow and _reached(seen, end):
+            if not follow and reached(seen, end):
                 break
             if follow and time.monotonic() - looked > _LAG_EVERY_S:  # new records arrived?
                 looked = time.monotonic()
@@ -280,12 +280,13 @@ class Processor:
             records = consumer.poll(max_records=self.spec.max_records, timeout=latency)
             if records.num_rows:
                 batch = self._batch(records, current, result)
-                seen.update(_last_offsets(records))
-                consumer.commit(_last_offsets(records))
+                seen.update(last_positions(records))
+                consumer.commit(last_positions(records))
                 _add(result.totals, batch)
                 result.batches += 1
-            metrics.STREAM_LAG.labels(self.name, self.spec.input.topic).set(
-                sum(max(0, o - seen.get(p, -1)) for p, o in end.items()))
+            counted = offset_lag(seen, end)
+            if counted is not None:
+                metrics.STREAM_LAG.labels(self.name, self.spec.input.topic).set(counted)
             if progress is not None:
                 progress(self._finish(result, start))
         if flush and not follow:
@@ -428,17 +429,17 @@ class Processor:
             invalid.column(POSITION).combine_chunks())
         first = self._quarantined
         self._quarantined += invalid.num_rows
+        sources, positions = record_origins(self.spec.input.topic, where.column(_PARTITION),
+                                            where.column(_OFFSET))
         return quarantine_rows(
-            raw=invalid.column("raw"), sources=pc.binary_join_element_wise(
-                pa.scalar(f"{self.spec.input.topic}["),
-                pc.cast(where.column(_PARTITION), pa.string()), pa.scalar("]"), ""),
-            positions=where.column(_OFFSET), unit="offset", rules=invalid.column("rules"),
+            raw=invalid.column("raw"), sources=sources,
+            positions=positions, unit="offset", rules=invalid.column("rules"),
             reasons=invalid.column("reasons"), run_id=current.id, pipeline=self.pipeline,
             table=self._table(self.spec.outputs.readings) or self.name, first=first)
 
     def _commit(self, writes: list[tuple[str, pl.DataFrame, str, list[str] | None]],
                 quarantine: pa.Table, records: pa.Table, current: Run) -> None:
-        offsets = _last_offsets(records)
+        offsets = last_positions(records)
         state = self._state_rows(sorted(offsets))
         with self.store.transaction(self.pipeline, current.id) as tx:
             for table, frame, mode, key in writes:
@@ -503,7 +504,7 @@ class Processor:
 
     def _restore(self, partitions: Sequence[int]) -> dict[int, int]:
         """Positions and operator state the store holds for ``partitions``."""
-        positions = {int(k): int(v["offset"]) for k, v in self.store.state(self.pipeline).items()
+        positions = {int(k): v["offset"] for k, v in self.store.state(self.pipeline).items()
                      if int(k) in partitions}
         if not positions:
             return {}
@@ -547,12 +548,6 @@ def _times(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
                                if c in frame.columns and frame.schema[c].is_integer()])
 
 
-def _last_offsets(records: pa.Table) -> dict[int, int]:
-    grouped = records.group_by(_PARTITION).aggregate([(_OFFSET, "max")])
-    return dict(zip(grouped.column(_PARTITION).to_pylist(),
-                    grouped.column(f"{_OFFSET}_max").to_pylist(), strict=True))
-
-
 #: How often a following processor looks at its topic's end, for the lag metric.
 _LAG_EVERY_S = 2.0
 
@@ -570,10 +565,6 @@ def _alert_changes(processor: str, keys: Sequence[str], changes: Any) -> list[di
                         "labels": {"processor": processor,
                                    **{k: str(row[k]) for k in keys}}})
     return out
-
-
-def _reached(seen: dict[int, int], end: dict[int, int]) -> bool:
-    return all(seen.get(p, -1) >= o for p, o in end.items())
 
 
 def _add(total: BatchResult, batch: BatchResult) -> None:

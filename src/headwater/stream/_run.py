@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from headwater.brokers import Offset
 from headwater.config import Project
 from headwater.core import ConfigError, HeadwaterError
 from headwater.store import open_store, run_store
@@ -79,9 +80,9 @@ class ProcessorStatus:
 
     name: str
     topic: str
-    committed: dict[int, int]
-    end: dict[int, int]
-    lag: int
+    committed: dict[int, Offset]
+    end: dict[int, Offset]
+    lag: int | None  # None: offsets are sequence numbers (Kinesis), no count
     last_run: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,7 +92,7 @@ class ProcessorStatus:
 def processor_status(project: Project) -> list[ProcessorStatus]:
     """Per processor: committed positions, the topic's end, lag and the last run's figures
     (throughput, watermark, late and dropped counts, open windows, active alerts)."""
-    from headwater.brokers import open_broker
+    from headwater.brokers import offset_lag, open_broker
 
     found = []
     runs = run_store(project)
@@ -99,7 +100,7 @@ def processor_status(project: Project) -> list[ProcessorStatus]:
         store = open_store(project, spec.outputs.store, read_only=True)
         broker = open_broker(project.broker(spec.input.broker), project.root)
         try:
-            committed = {int(k): int(v["offset"])
+            committed = {int(k): v["offset"]
                          for k, v in store.state(f"stream:{name}").items()}
             try:
                 end = broker.end_positions(spec.input.topic)
@@ -108,7 +109,7 @@ def processor_status(project: Project) -> list[ProcessorStatus]:
         finally:
             store.close()
             broker.close()
-        lag = sum(max(0, o - committed.get(p, -1)) for p, o in end.items())
+        lag = offset_lag(committed, end)
         newest = runs.list(kind="stream", pipeline=name, limit=1)
         last = None
         if newest:

@@ -18,8 +18,9 @@ def test_surface() -> None:
     assert set(headwater.brokers.__all__) == {
         "PRODUCE_SCHEMA", "RECORD_SCHEMA", "Broker", "BrokerError", "Consumer", "EmbeddedBroker",
         "Offset", "PartitionPosition", "Positions", "StartAt", "TopicInfo", "encode_rows",
-        "follow", "group_positions", "lag", "open_broker", "parse_start", "partition_for",
-        "publish", "reset_positions", "split_partitions", "tail",
+        "follow", "group_positions", "lag", "last_positions", "offset_lag", "open_broker",
+        "parse_start", "partition_for", "publish", "reached", "record_origins",
+        "reset_positions", "split_partitions", "tail",
     }
     for name in headwater.brokers.__all__:
         assert hasattr(headwater.brokers, name)
@@ -78,3 +79,19 @@ def test_open_broker_without_the_implementation() -> None:
             open_broker(spec, ".")
     else:
         assert open_broker(spec, ".").kind == "kafka"
+
+
+def test_a_kinesis_broker_from_headwater_yaml(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HW_KEY", "AKIAEXAMPLE")
+    project = parse_project(
+        "project: demo\nbrokers:\n  aws:\n    kind: kinesis\n    region: eu-west-1\n"
+        "    aws_access_key_id: ${HW_KEY}\n    aws_secret_access_key: ${HW_KEY}\n"
+        "    stream_prefix: prod-\n    lease_duration: 20s\n    partitions: 4\n",
+        root=tmp_path)
+    broker = open_broker(project.broker("aws"), project.root)
+    assert broker.kind == "kinesis" and broker.record_time == "arrival"
+    assert broker.region == "eu-west-1" and broker.lease_duration_s == 20.0
+    assert broker.stream_name("events") == "prod-events"
+    assert broker.describe() == "Kinesis broker 'aws' at region eu-west-1"
+    assert "AKIAEXAMPLE" not in repr(project.broker("aws"))
+    assert broker.max_value_bytes == 1 << 20

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from headwater.brokers import last_positions, reached
 from headwater.core import Batch, Extract, Source, State
 from headwater.ingest.sources._payloads import PayloadDecoder, PayloadFormat
 from headwater.monitor import get_logger
@@ -89,7 +89,6 @@ class StreamSource(Source):
         self.owns_broker = False
         self._consumer: Consumer | None = None
         self._at: dict[int, Offset] | None = None  # where the consumer stands (committed)
-        self._names: pa.Array | None = None
 
     @classmethod
     def from_spec(cls, spec: StreamSpec, broker: Broker, *, pipeline: str,
@@ -134,7 +133,7 @@ class StreamSource(Source):
         window_ends = time.monotonic() + self.window_s
         idle_since = time.monotonic()
         while not self.stop.is_set():
-            if not self.follow and _reached(seen, end):
+            if not self.follow and reached(seen, end):
                 return
             if self.follow and time.monotonic() >= window_ends:
                 return
@@ -147,7 +146,7 @@ class StreamSource(Source):
                     return
                 continue
             idle_since = time.monotonic()
-            last = _last_offsets(records)
+            last = last_positions(records)
             yield self._extract(consumer, records, last)
             # here only once the extract committed: the loader stops at a failed one
             seen.update(last)
@@ -177,10 +176,10 @@ class StreamSource(Source):
         parts: list[pa.Table] = []
         got = 0
         deadline = time.monotonic() + self.max_latency_s
-        reached = dict(seen)
+        upto = dict(seen)
         while got < self.max_rows and not self.stop.is_set():
             left = deadline - time.monotonic()
-            if parts and (left <= 0 or (not self.follow and _reached(reached, end))):
+            if parts and (left <= 0 or (not self.follow and reached(upto, end))):
                 break
             records = consumer.poll(max_records=self.max_rows - got,
                                     timeout=max(0.0, min(left, self.max_latency_s)))
@@ -190,7 +189,7 @@ class StreamSource(Source):
                 continue
             parts.append(records)
             got += records.num_rows
-            reached.update(_last_offsets(records))
+            upto.update(last_positions(records))
         if not parts:
             return pa.table({"value": pa.array([], pa.binary())})
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
@@ -213,20 +212,14 @@ class StreamSource(Source):
 
     def origins(self, records: pa.Table, rows_of: np.ndarray) -> pa.Table:
         """Where each ``_hw_pos`` came from: ``topic[partition]`` and the offset."""
+        from headwater.brokers import record_origins
+
         partitions = records["partition"].combine_chunks()
         offsets = records["offset"]
         if len(rows_of) != records.num_rows:
             take = pa.array(rows_of)
             partitions, offsets = partitions.take(take), offsets.take(take)
-        known = self.broker.partitions(self.topic)
-        if self._names is None or len(self._names) != len(known):
-            self._names = pa.array([f"{self.topic}[{p}]" for p in known], pa.string())
-        sources = self._names.take(partitions)
-        if pa.types.is_integer(offsets.type):
-            position = offsets.cast(pa.int64())
-        else:  # sequence numbers (Kinesis) do not fit an int64: they go into the source
-            sources = pc.binary_join_element_wise(sources, offsets.cast(pa.string()), " @ ")
-            position = pa.nulls(len(sources), pa.int64())
+        sources, position = record_origins(self.topic, partitions, offsets)
         n = len(sources)
         return pa.table({"source": sources, "position": position,
                          "unit": pa.array(["offset"] * n, pa.string())})
@@ -248,29 +241,3 @@ class _LazyOrigins:
                 np.arange(self.records.num_rows, dtype=np.int64)
             self._table = self.source.origins(self.records, rows_of)
         return self._table[column]
-
-
-def _last_offsets(records: pa.Table) -> dict[int, Offset]:
-    """Per partition, the last offset in ``records`` (offsets grow within a partition)."""
-    parts = records["partition"].to_numpy()
-    if not len(parts):
-        return {}
-    unique, first_from_end = np.unique(parts[::-1], return_index=True)
-    rows = len(parts) - 1 - first_from_end
-    offsets = records["offset"].take(pa.array(rows)).to_pylist()
-    return dict(zip(unique.tolist(), offsets, strict=True))
-
-
-def _reached(seen: dict[int, Offset], end: dict[int, Offset]) -> bool:
-    """Every partition read up to the end it had when the run began."""
-    for p, o in end.items():
-        got = seen.get(p)
-        if got is None:
-            return False
-        if isinstance(o, int) and isinstance(got, int):
-            if got < o:
-                return False
-        elif int(str(got)) < int(str(o)):  # sequence numbers: compare as numbers
-            return False
-    return True
-
