@@ -59,6 +59,22 @@ def rollback(target: Annotated[str, typer.Argument(help="a target under deploy.t
     console.print(f"[green]{d.status}[/]: {d.model} version {d.version} serves {d.target}")
 
 
+@deploy_app.command("stop")
+def stop(target: Annotated[str, typer.Argument(help="a local target under deploy.targets")],
+         ) -> None:
+    """Stop a local target's version processes and router (the history stays).
+
+    Example: headwater deploy stop local
+    """
+    from headwater.deploy import open_target
+
+    chosen = open_target(project(), target, check=False)
+    if not hasattr(chosen, "stop"):
+        raise typer.BadParameter(f"'{target}' is not a local target; only local targets stop")
+    chosen.stop()
+    console.print(f"stopped every version and the router of '{target}'")
+
+
 @deploy_app.command("history")
 def history(
     target: Annotated[str | None, typer.Option(help="only this target")] = None,

@@ -48,7 +48,7 @@ class StrategySpec(_Spec):
     poll: str = Field("5s", description="how often health is checked during a bake")
     shadow_percent: int = Field(0, ge=0, le=50, description="first mirror this share of live "
                                 "traffic to green for one bake, its answers discarded, before "
-                                "it takes any live traffic (targets that mirror: azureml)")
+                                "it takes any live traffic (targets that mirror: azureml, local)")
 
     _check = field_validator("bake", "poll")(_duration)
 
@@ -131,8 +131,28 @@ class AzureMLTargetSpec(_Spec):
                                     "https://<storage_account>.blob.core.windows.net)")
 
 
+
+class LocalTargetSpec(_Spec):
+    """Model versions as processes on this machine behind a router with weighted routing."""
+
+    kind: Literal["local"] = "local"
+    host: str = Field("127.0.0.1", description="address the router listens on")
+    port: int = Field(8080, ge=1, le=65535, description="the router's port: clients call it")
+    runtime: Literal["server", "bundle"] = Field(
+        "server", description="server: the model server with this interpreter; bundle: build "
+        "the version's bundle (`headwater package`) and run it as a process")
+    api_key: str | None = Field(None, repr=False, description="key every version requires "
+                                "(from ${ENV}); needed when host is not loopback")
+    ready_timeout: str = Field("120s", description="how long a new version may take to load")
+    drain: str = Field("30s", description="longest wait for requests in flight to a retired "
+                       "version")
+
+    _check = field_validator("ready_timeout", "drain")(_duration)
+
+
 #: Deploy targets, told apart by ``kind``.
-TargetSpec = Annotated[SageMakerTargetSpec | AzureMLTargetSpec, Field(discriminator="kind")]
+TargetSpec = Annotated[SageMakerTargetSpec | AzureMLTargetSpec | LocalTargetSpec,
+                       Field(discriminator="kind")]
 
 
 class DeploySpec(_Spec):

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -106,10 +107,21 @@ def build_bundle(project: Project, ref: str, out: Path) -> Bundle:
         raise ConfigError(f"'{ref}' is not a registered model version",
                           hint="package registered models: NAME@ALIAS or NAME/VERSION")
     tracker._mlflow()
+    return _assemble(out, name, version, lambda model: mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(model)))
+
+
+def bundle_model(model_dir: Path, name: str, version: int, out: Path) -> Bundle:
+    """Build the bundle of the MLflow model in ``model_dir`` (a downloaded version) as ``name``
+    version ``version`` under ``out``."""
+    return _assemble(out, name, version, lambda model: shutil.copytree(model_dir, model))
+
+
+def _assemble(out: Path, name: str, version: int, put_model: Callable[[Path], object]) -> Bundle:
     staging = out / f".{name}-v{version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(staging / "model"))
+    put_model(staging / "model")
     _copy_package(staging / "headwater")
     (staging / "requirements.lock").write_text(_pinned_requirements(), encoding="utf-8")
     (staging / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
@@ -157,6 +169,25 @@ def push_hint(bundle: Path, image: str) -> str:
     return f"docker build -t {image} {bundle} && docker push {image}   (after docker login)"
 
 
+def bundle_env(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
+               model_dir: Path | None = None) -> dict[str, str]:
+    """The environment ``bundle``'s ``serve`` runs with here: its own headwater and model (or
+    ``model_dir``), this interpreter, after checking this environment matches its
+    ``requirements.lock`` (a mismatch is a ConfigError naming the packages)."""
+    wanted = dict(line.split("==", 1) for line in
+                  (bundle / "requirements.lock").read_text().split() if "==" in line)
+    have = {n: v for n, v in (line.split("==", 1) for line in _pinned_requirements().split())}
+    wrong = sorted(n for n, v in wanted.items() if have.get(n) != v)
+    if wrong:
+        raise ConfigError(f"this environment does not match {bundle.name}'s requirements.lock "
+                          f"({', '.join(wrong[:8])}{' …' if len(wrong) > 8 else ''})",
+                          hint=f"python -m venv env && env/bin/pip install -r "
+                          f"{bundle / 'requirements.lock'}, then run with env/bin/python")
+    return {"PYTHONPATH": str(bundle), "HEADWATER_MODEL_DIR": str(model_dir or bundle / "model"),
+            "HEADWATER_PORT": str(port), "HEADWATER_HOST": host,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
                workdir: Path | None = None, model_dir: Path | None = None,
                ) -> subprocess.Popen[bytes]:
@@ -169,18 +200,6 @@ def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
     requirements it needs are checked against this environment first (a mismatch is an error
     naming the packages; build a venv from ``requirements.lock`` to match it exactly).
     """
-    wanted = dict(line.split("==", 1) for line in
-                  (bundle / "requirements.lock").read_text().split() if "==" in line)
-    have = {n: v for n, v in (line.split("==", 1) for line in _pinned_requirements().split())}
-    wrong = sorted(n for n, v in wanted.items() if have.get(n) != v)
-    if wrong:
-        raise ConfigError(f"this environment does not match {bundle.name}'s requirements.lock "
-                          f"({', '.join(wrong[:8])}{' …' if len(wrong) > 8 else ''})",
-                          hint=f"python -m venv env && env/bin/pip install -r "
-                          f"{bundle / 'requirements.lock'}, then run with env/bin/python")
-    env = {**os.environ, "PYTHONPATH": str(bundle),
-           "HEADWATER_MODEL_DIR": str(model_dir or bundle / "model"),
-           "HEADWATER_PORT": str(port), "HEADWATER_HOST": host,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **bundle_env(bundle, port=port, host=host, model_dir=model_dir)}
     cwd = workdir or Path(tempfile.mkdtemp(prefix="headwater-bundle-"))
     return subprocess.Popen([str(bundle / "serve"), "serve"], cwd=cwd, env=env)

@@ -37,23 +37,31 @@ def history_for(project: Project) -> DeploymentHistory:
     return DeploymentHistory(run_store(project).url)
 
 
-def open_target(project: Project, name: str) -> Target:
-    """The deploy target called ``name`` in headwater.yaml."""
+def open_target(project: Project, name: str, *, check: bool = True) -> Target:
+    """The deploy target called ``name`` in headwater.yaml; ``check`` runs its preflight
+    (credentials, resources; a local target's router) before anything is created."""
     targets = project.deploy.targets
     if name not in targets:
         raise NotFoundError(f"no deploy target '{name}' in headwater.yaml "
                             f"(targets: {', '.join(targets) or 'none'})",
                             hint="add it under deploy.targets (see docs/deploy.md)")
     spec = targets[name]
+    target: Target
     if spec.kind == "azureml":
         from headwater.deploy._azureml import AzureMLTarget
 
-        target: Target = AzureMLTarget(name, spec, project.deploy.health)
+        target = AzureMLTarget(name, spec, project.deploy.health)
+    elif spec.kind == "local":
+        from headwater.deploy._local import LocalTarget
+
+        target = LocalTarget(name, spec, project.deploy.health, root=project.root,
+                             state=project.state_dir / "deploy" / name)
     else:
         from headwater.deploy._sagemaker import SageMakerTarget
 
         target = SageMakerTarget(name, spec, project.deploy.health)
-    target.preflight()  # type: ignore[attr-defined]
+    if check:
+        target.preflight()  # type: ignore[attr-defined]
     return target
 
 

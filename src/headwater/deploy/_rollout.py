@@ -102,14 +102,19 @@ class RolloutFailed(HeadwaterError):
 
 def _bake(target: Target, variant: str, health: HealthSpec, bake_s: float, poll_s: float,
           sleep: Callable[[float], None], clock: Callable[[], float]) -> list[str]:
-    """Watch ``variant`` for ``bake_s`` seconds; the first problems seen, or []."""
+    """Watch ``variant`` for ``bake_s`` seconds; the first problems seen, or []. A bake that
+    saw fewer than ``min_requests`` requests is extended once."""
     since = datetime.now(UTC)
-    end = clock() + bake_s
+    end, extended = clock() + bake_s, False
     while True:
-        problems = target.health(variant, since).problems(health)
+        seen = target.health(variant, since)
+        problems = seen.problems(health)
         if problems:
             return problems
         left = end - clock()
+        if left <= 0 and not extended and bake_s > 0 and seen.requests is not None \
+                and seen.requests < health.min_requests:
+            end, extended, left = end + bake_s, True, bake_s
         if left <= 0:
             return []
         sleep(min(poll_s, left))
