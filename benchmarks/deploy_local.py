@@ -13,7 +13,8 @@ Under a closed-loop load of ``--workers`` clients (each waits ``--pause`` betwee
 2. the faulty version as a canary: printed, the time from its first 500 to the router's last
    answer from it (traffic back on the good version).
 3. the router's overhead, same run: p99 of the same load sent straight to a version's process
-   against through the router.
+   against through the router, for ``POST /predict`` and for ``GET /healthz`` (where the
+   server does almost nothing, so the router's own cost shows).
 """
 
 from __future__ import annotations
@@ -106,18 +107,21 @@ def main() -> None:
         serving = next(v for v in target.variants() if v.weight == 1.0)
         port = target._processes()[serving.name]["port"]
         print(f"\nrouter overhead, {args.workers} clients, {args.seconds:.0f} s each, "
-              f"alternating, 2 rounds (p99 / median ms):")
-        figures: dict[str, list[str]] = {"direct": [], "router": []}
-        for _ in range(2):
-            for name, url in (("direct", f"http://127.0.0.1:{port}"), ("router", target.url)):
-                with Load(url, rows, workers=args.workers, pause=args.pause) as run:
-                    time.sleep(args.seconds)
-                w = run.window()
-                median = float(np.median([r[2] for r in run.records])) * 1000
-                figures[name].append(f"{w['p99_ms']:.1f} / {median:.1f} ({w['sent']} req, "
-                                     f"{w['failed']} failed)")
-        for name, values in figures.items():
-            print(f"  {name:<7} " + " | ".join(values))
+              "alternating, 2 rounds (p99 / median ms):")
+        for method, path in (("POST", "/predict"), ("GET", "/healthz")):
+            figures: dict[str, list[str]] = {"direct": [], "router": []}
+            for _ in range(2):
+                for name, url in (("direct", f"http://127.0.0.1:{port}"),
+                                  ("router", target.url)):
+                    with Load(url, rows, workers=args.workers, pause=args.pause, path=path,
+                              method=method) as run:
+                        time.sleep(args.seconds)
+                    w = run.window()
+                    median = float(np.median([r[2] for r in run.records])) * 1000
+                    figures[name].append(f"{w['p99_ms']:.1f} / {median:.1f} ({w['sent']} req, "
+                                         f"{w['failed']} failed)")
+            for name, values in figures.items():
+                print(f"  {method} {path:<9} {name:<7} " + " | ".join(values))
     finally:
         target.stop()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")

@@ -93,7 +93,8 @@ def customers(n: int = 400, seed: int = 12) -> list[dict[str, Any]]:
 @dataclass
 class Load:
     """Steady traffic against ``url`` from a background thread: ``workers`` concurrent
-    clients, each sending one customer per request, every ``pause`` seconds; every answer is
+    clients, each sending one customer per request (``POST path``; ``GET path`` sends none),
+    every ``pause`` seconds; every answer is
     recorded as (time, status or -1 for a failed connection, seconds, variant)."""
 
     url: str
@@ -101,6 +102,7 @@ class Load:
     workers: int = 4
     pause: float = 0.01
     path: str = "/predict"
+    method: str = "POST"
     records: list[tuple[float, int, float, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -129,7 +131,8 @@ class Load:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                answer = await http.post(self.path, json=pick.choice(self.rows))
+                answer = await http.request(self.method, self.path, json=pick.choice(
+                    self.rows) if self.method == "POST" else None)
                 status, variant = answer.status_code, answer.headers.get("x-headwater-variant", "")
             except httpx.HTTPError:
                 status, variant = -1, ""
