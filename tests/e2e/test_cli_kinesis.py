@@ -120,8 +120,8 @@ def test_iot_path_on_kinesis(hw, moto: str) -> None:
     (root / "headwater.yaml").write_text((root / "headwater.yaml").read_text() + "\n" +
                                          project(moto, "e2e2") + PROCESSOR)
     p, e = ["-p", str(root)], env(moto)
-    assert "faults injected" in ok(hw(*p, "iot", "simulate", "--devices", "8", "--seconds",
-                                      "20", "--faults", "spike,malformed", "--broker", "aws",
+    assert "faults injected" in ok(hw(*p, "iot", "simulate", "--devices", "5", "--seconds",
+                                      "12", "--faults", "spike,malformed", "--broker", "aws",
                                       env=e))
     assert "rejected" in ok(hw(*p, "iot", "gateway", "--broker", "aws", env=e))
     out = ok(hw(*p, "stream", "run", "sensors", "--flush", env=e))

@@ -266,3 +266,35 @@ def test_calls_respect_the_put_records_limits(broker: KinesisBroker, topic: str,
     assert sum(n for n, _ in sizes[3:]) == 12 and len(sizes) > 4
     ends = broker.end_positions(topic)
     assert int(ends[0]) > 0 and pc.sum(pa.array([n for n, _ in sizes])).as_py() == 1212
+
+
+@pytest.mark.parametrize(("table", "what"), [
+    (pa.table({"key": [b"\xff\xfe"], "value": [b"x"]}), "not UTF-8 text"),
+    (pa.table({"key": [b"k" * 300], "value": [b"x"]}), "256-character partition key limit"),
+    (pa.table({"key": [b"k"], "value": [b"x" * (1 << 20)]}), "1,048,576-byte limit of Kinesis"),
+])
+def test_records_kinesis_cannot_take_are_refused_before_sending(
+        broker: KinesisBroker, topic: str, table: pa.Table, what: str) -> None:
+    from headwater.brokers import BrokerError
+
+    broker.create_topic(topic, partitions=1)
+    with pytest.raises(BrokerError) as err:
+        broker.produce(topic, table)
+    assert what in err.value.message and err.value.hint
+    assert broker.end_positions(topic) == {}, "nothing of the batch was sent"
+
+
+def test_records_without_a_key_come_back_without_one(broker: KinesisBroker,
+                                                     topic: str) -> None:
+    from headwater.brokers import BrokerError
+
+    with pytest.raises(BrokerError, match="cannot be a Kinesis stream name"):
+        broker.create_topic("")
+    broker.create_topic(topic, partitions=2)
+    broker.produce(topic, pa.table({"key": [None, b"", b"k"], "value": [b"a", b"b", b"c"]}))
+    with broker.consumer(topic, group="g") as consumer:
+        got = read(consumer, 3)
+    assert sorted(zip(got["value"].to_pylist(), got["key"].to_pylist(), strict=True)) == \
+        [(b"a", None), (b"b", None), (b"c", b"k")]
+    where = dict(zip(got["value"].to_pylist(), got["partition"].to_pylist(), strict=True))
+    assert (where[b"a"], where[b"b"]) == (0, 1), "records without a key spread round-robin"

@@ -287,7 +287,7 @@ class KinesisBroker(Broker):
     def stream_name(self, topic: str) -> str:
         """The Kinesis stream of ``topic``."""
         name = f"{self.stream_prefix}{topic}"
-        if not isinstance(topic, str) or not _STREAM_NAME.match(name):
+        if not isinstance(topic, str) or not topic or not _STREAM_NAME.match(name):
             raise BrokerError(f"topic {topic!r} cannot be a Kinesis stream name ('{name}')",
                               hint="use letters, digits, '_', '.' and '-' (at most 128 "
                               "characters with the stream prefix)")
@@ -458,7 +458,7 @@ class KinesisBroker(Broker):
     def produce(self, topic: str, records: pa.Table) -> int:
         table = normalise(records, topic)
         check_sizes(table, _MAX_RECORD, topic=topic, where="Kinesis (data and partition key)",
-                    setting="nothing: it is Kinesis' own limit (1 MiB a record)")
+                    setting=None)
         n = table.num_rows
         stream = self.stream_name(topic)
         if not n:

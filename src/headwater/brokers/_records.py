@@ -46,9 +46,9 @@ def normalise(records: pa.Table | pa.RecordBatch, topic: str) -> pa.Table:
 
 
 def check_sizes(table: pa.Table, limit: int | None, *, topic: str, where: str,
-                setting: str) -> None:
+                setting: str | None) -> None:
     """A :class:`BrokerError` if a record's key and value together exceed ``limit`` bytes
-    (``where``: which broker; ``setting``: what raises the limit)."""
+    (``where``: which broker; ``setting``: what raises the limit, ``None`` if nothing can)."""
     if limit is None or not table.num_rows:
         return
     sizes = pc.add(pc.fill_null(pc.binary_length(table["key"]), 0),
@@ -58,7 +58,8 @@ def check_sizes(table: pa.Table, limit: int | None, *, topic: str, where: str,
         raise BrokerError(
             f"produce to '{topic}': record {int(over[0])} of the batch is {int(sizes[over[0]]):,} "
             f"bytes, over the {limit:,}-byte limit of {where} ({len(over)} such record(s))",
-            hint=f"split or compress the values, or raise {setting}")
+            hint="split or compress the values" + (f", or raise {setting}" if setting else
+                                                   "; the limit is the broker's own"))
 
 
 def records_table(partition: np.ndarray | int, offsets: pa.Array, keys: pa.Array,
