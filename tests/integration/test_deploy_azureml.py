@@ -7,6 +7,8 @@ fake's reading of the API reference).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -202,7 +204,11 @@ def test_a_canary_whose_container_dies_is_rolled_back_by_the_azure_monitor_gate(
 def test_a_failure_half_way_leaves_the_previous_version_serving(root, fake) -> None:
     project = _project(root, fake, "churn-c")
     _register(project, 0.80)
-    deploy_model(project, "churn-c")
+    cli = subprocess.run([sys.executable, "-m", "headwater", "deploy", "run", "churn-c"],
+                         cwd=root, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **ENV})  # the command docs/deploy.md shows
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "succeeded: churn-c version 1 on churn-c" in " ".join(cli.stdout.split())
     _register(project, 0.85)
     fake.fail_next("PUT", lambda path, body: path.endswith("/onlineEndpoints/churn-c")
                    and body["properties"].get("traffic", {}).get("green") == 100)
