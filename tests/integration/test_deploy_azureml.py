@@ -28,6 +28,7 @@ from .cases.azureml_fake import ML_API, STORAGE, running_fake
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 IMAGE = "hwtest.azurecr.io/headwater-serve:1"
+BROKEN = "hwtest.azurecr.io/broken:1"
 ENV = {"AZURE_TENANT_ID": "hw-tenant", "AZURE_CLIENT_ID": "hw-client",
        "AZURE_CLIENT_SECRET": "hw-secret"}
 
@@ -74,7 +75,8 @@ def _project(root: Path, fake, endpoint: str, strategy: str = "{kind: canary, ba
     spec = {"subscription_id": fake.subscription, "resource_group": fake.resource_group,
             "workspace": fake.workspace, "endpoint": endpoint, "image": IMAGE,
             "storage_account": fake.account, "storage_url": f"{fake.url}/blob/{fake.account}",
-            "management_url": fake.url, "authority_url": f"{fake.url}/login", **target}
+            "management_url": fake.url, "authority_url": f"{fake.url}/login",
+            "registry_url": f"{fake.url}/acr", **target}
     lines = [f"      {k}: {v}" for k, v in spec.items()]
     (root / "headwater.yaml").write_text(
         f"deploy:\n  model: {endpoint}\n  strategy: {strategy}\n"
@@ -216,9 +218,10 @@ def test_a_failure_half_way_leaves_the_previous_version_serving(root, fake) -> N
         deploy_model(project, "churn-c")
     assert load.failed() == 0
     assert _split(fake, "churn-c") == ({"blue": 100}, ["blue"])
-    # an image the registry does not have: the deployment fails, nothing else changes
-    project = _project(root, fake, "churn-c", image="hwtest.azurecr.io/missing:1")
-    with pytest.raises(AzureError, match="ImagePullFailure"):
+    # an image whose container cannot start: the deployment fails to provision and goes away
+    fake.images[BROKEN] = root / "no-such-bundle"
+    project = _project(root, fake, "churn-c", image=BROKEN)
+    with pytest.raises(AzureError, match="User container has crashed"):
         deploy_model(project, "churn-c")
     assert _split(fake, "churn-c") == ({"blue": 100}, ["blue"])
     assert [r["status"] for r in history_for(project).list(target="churn-c")] == [
@@ -232,6 +235,8 @@ def test_a_failure_half_way_leaves_the_previous_version_serving(root, fake) -> N
     ({"resource_group": "other-rg"}, False, "workspace 'hw-ws' not found in resource group "
      "'other-rg'"),
     ({"container": "missing"}, False, "blob container 'missing' not found"),
+    ({"image": "hwtest.azurecr.io/missing:1"}, False, "image hwtest.azurecr.io/missing:1 is "
+     "not in the registry"),
 ])
 def test_bad_settings_fail_before_anything_is_created(root, fake, monkeypatch, change, unset,
                                                       message) -> None:

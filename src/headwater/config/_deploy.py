@@ -129,6 +129,8 @@ class AzureMLTargetSpec(_Spec):
                                "(AAD) authority for the client-credentials flow")
     storage_url: str | None = Field(None, description="blob endpoint (default "
                                     "https://<storage_account>.blob.core.windows.net)")
+    registry_url: str | None = Field(None, description="registry endpoint for the image check "
+                                     "(default https://<image's registry host>)")
 
 
 

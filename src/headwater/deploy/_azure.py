@@ -274,3 +274,46 @@ class BlobStore:
             if not self.exists(name):
                 self.put(name, path.read_bytes())
         return f"{self.url}/{self.container}/{prefix}"
+
+
+#: Manifest media types a registry may hold an image under (OCI and Docker v2).
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json"])
+
+
+def acr_image_exists(credential: AzureCredential, image: str, *, registry_url: str | None = None,
+                     ) -> bool:
+    """Whether ``image`` (``<name>.azurecr.io/<repo>:<tag>``) is in the registry.
+
+    The Entra ID token is exchanged for an ACR refresh token (``/oauth2/exchange``), then a
+    pull token for the repository (``/oauth2/token``), and the manifest is asked for with the
+    OCI distribution API (``HEAD /v2/<repo>/manifests/<tag>``).
+    """
+    host, _, rest = image.partition("/")
+    repo, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "latest")
+    if "@" in rest:
+        repo, _, tag = rest.partition("@")
+    base = (registry_url or f"https://{host}").rstrip("/")
+    try:
+        exchange = httpx.post(f"{base}/oauth2/exchange", timeout=30, data={
+            "grant_type": "access_token", "service": host,
+            "access_token": credential.token(ARM_SCOPE),
+            **({"tenant": credential.tenant_id} if credential.tenant_id else {})})
+        _raise_for(exchange, f"ACR {host} token exchange")
+        pull = httpx.post(f"{base}/oauth2/token", timeout=30, data={
+            "grant_type": "refresh_token", "service": host,
+            "scope": f"repository:{repo}:pull",
+            "refresh_token": _json(exchange).get("refresh_token", "")})
+        _raise_for(pull, f"ACR {host} pull token")
+        answer = httpx.head(f"{base}/v2/{repo}/manifests/{tag}", timeout=30, headers={
+            "Authorization": f"Bearer {_json(pull).get('access_token', '')}",
+            "Accept": MANIFEST_TYPES})
+    except httpx.HTTPError as exc:
+        raise AzureError(f"container registry {host} is unreachable: {exc}",
+                         hint="check the image name") from None
+    if answer.status_code in (200, 404):
+        return answer.status_code == 200
+    _raise_for(answer, f"ACR {host} manifest {repo}:{tag}")
+    return False

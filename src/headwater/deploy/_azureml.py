@@ -14,7 +14,7 @@ Health during a bake comes from **Azure Monitor metrics** of the endpoint, per d
 ``azureml-model-deployment`` header, which reaches one deployment whatever the traffic says.
 
 Before anything is created, :meth:`AzureMLTarget.preflight` checks the credentials, the
-workspace and the blob container.
+workspace, the blob container and (for an ACR image) that the image is in the registry.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from headwater.core import ConfigError, NotFoundError
-from headwater.deploy._azure import ARM_SCOPE, ArmClient, AzureCredential, AzureError, BlobStore
+from headwater.deploy._azure import (
+    ARM_SCOPE,
+    ArmClient,
+    AzureCredential,
+    AzureError,
+    BlobStore,
+    acr_image_exists,
+)
 from headwater.deploy._rollout import DeployError, Health, Variant
 from headwater.deploy._sagemaker import model_archive
 
@@ -114,6 +121,18 @@ class AzureMLTarget:
                               "subscription_id (az ml workspace list)")
         self._location = workspace.get("location")
         self.blobs.check()
+        host = spec.image.split("/", 1)[0]
+        if host.endswith(".azurecr.io") or spec.registry_url:
+            try:
+                found = acr_image_exists(self._credential(), spec.image,
+                                         registry_url=spec.registry_url)
+            except AzureError as exc:
+                raise ConfigError(f"deploy target '{self.name}': {exc.message}",
+                                  hint="give the principal AcrPull on the registry") from None
+            if not found:
+                raise ConfigError(f"deploy target '{self.name}': image {spec.image} is not in "
+                                  f"the registry {host}", hint="push it first: headwater "
+                                  f"package MODEL --push {spec.image}")
 
     @property
     def location(self) -> str:

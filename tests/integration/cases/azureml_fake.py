@@ -10,6 +10,8 @@ No Azure ML emulator exists, so this fake implements, on one loopback port:
 * Azure Monitor metrics of an endpoint (api-version 2018-01-01): ``RequestsPerMinute`` by
   ``deployment`` and ``statusCodeClass``, ``RequestLatency_P99`` by ``deployment``;
 * Blob storage (Put Blob, Put Block, Put Block List, Get Container Properties, HEAD);
+* a container registry under ``/acr``: ACR's token exchange and the OCI distribution API's
+  manifest HEAD, holding the images in ``images``;
 * the data plane: ``/inference/{endpoint}/score`` with the endpoint key, routed by the traffic
   split (or the ``azureml-model-deployment`` header) and mirrored by ``mirrorTraffic``, proxied
   to real model servers: each deployment runs the bundle its environment's image stands for
@@ -313,6 +315,8 @@ class AzureFake:
                 return self._blob(method, path, query, headers, raw)
             if path.startswith("/inference/"):
                 return self._score(path, headers, raw)
+            if path.startswith("/acr/"):
+                return self._registry(method, path[4:], headers, raw)
             self._authorize(headers, ARM)
             for i, (m, when, status, code) in enumerate(self.faults):
                 if m == method and when(path, body or {}):
@@ -657,7 +661,11 @@ class AzureFake:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
         port = _free_port()
-        process = run_bundle(bundle, port=port, workdir=folder, model_dir=folder / "model")
+        try:
+            process = run_bundle(bundle, port=port, workdir=folder, model_dir=folder / "model")
+        except (OSError, ValueError):  # the image cannot start
+            shutil.rmtree(folder, ignore_errors=True)
+            return "ResourceNotReady: User container has crashed or terminated."
         return Container(process, port, folder)
 
     @staticmethod
@@ -794,6 +802,43 @@ class AzureFake:
                     self.blocks.pop((container, name, i)) for i in ids)
                 return 201, {}, b""
         return fail(400, "InvalidQueryParameterValue")
+
+    # -- container registry (ACR token exchange, OCI distribution API) -------------------------
+    def _registry(self, method: str, path: str, headers: Any, raw: bytes,
+                  ) -> tuple[int, dict[str, str], bytes]:
+        form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+
+        def unauthorized(what: str) -> tuple[int, dict[str, str], bytes]:
+            return self._json(401, {"errors": [{"code": "UNAUTHORIZED", "message": what}]})
+        if method == "POST" and path == "/oauth2/exchange":
+            if form.get("grant_type") != "access_token" or self.tokens.get(
+                    form.get("access_token", "")) != ARM:
+                return unauthorized("the Entra ID token is missing or invalid")
+            refresh = secrets.token_urlsafe(16)
+            self.tokens[refresh] = f"acr-refresh:{form.get('service')}"
+            return self._json(200, {"refresh_token": refresh})
+        if method == "POST" and path == "/oauth2/token":
+            scope = re.fullmatch(r"repository:([a-z0-9._/-]+):pull", form.get("scope", ""))
+            if form.get("grant_type") != "refresh_token" or scope is None or self.tokens.get(
+                    form.get("refresh_token", "")) != f"acr-refresh:{form.get('service')}":
+                return unauthorized("refresh token or scope is invalid")
+            access = secrets.token_urlsafe(16)
+            self.tokens[access] = f"acr-pull:{form['service']}/{scope.group(1)}"
+            return self._json(200, {"access_token": access})
+        m = re.fullmatch(r"/v2/([a-z0-9._/-]+)/manifests/([\w.:@-]+)", path)
+        if m and method in ("HEAD", "GET"):
+            token = (headers.get("Authorization") or "")[7:]
+            scope = self.tokens.get(token, "")
+            if not scope.startswith("acr-pull:") or not scope.endswith("/" + m.group(1)):
+                return unauthorized("authentication required")
+            if "manifest" not in (headers.get("Accept") or ""):
+                return self._json(400, {"errors": [{"code": "UNSUPPORTED"}]})
+            image = f"{scope[len('acr-pull:'):]}:{m.group(2)}"
+            if image in self.images:
+                return 200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                             "Docker-Content-Digest": "sha256:" + "0" * 64}, b""
+            return self._json(404, {"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+        return self._json(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
 
     # -- data plane ------------------------------------------------------------------------------
     def _score(self, path: str, headers: Any, raw: bytes) -> tuple[int, dict[str, str], bytes]:
