@@ -44,7 +44,7 @@ SURFACES = {
     "headwater.store": [
         "DeltaStore", "DuckDBStore", "Evolution", "PostgresStore", "QUARANTINE_SCHEMA",
         "QUARANTINE_TABLE", "RunStore", "STATE_TABLE", "Store", "Transaction",
-        "literal", "metadata_engine", "metadata_url", "open_store", "plan_evolution", "quote",
+        "metadata_engine", "metadata_url", "open_store", "plan_evolution", "quote",
         "recorded_run", "run_store",
     ],
     "headwater.monitor": [

@@ -19,7 +19,6 @@ _EXPORTS = {
     "STATE_TABLE": "headwater.store._base",
     "Store": "headwater.store._base",
     "Transaction": "headwater.store._base",
-    "literal": "headwater.store._base",
     "quote": "headwater.store._base",
     "DeltaStore": "headwater.store._delta",
     "DuckDBStore": "headwater.store._duckdb",

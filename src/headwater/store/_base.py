@@ -111,12 +111,3 @@ def quote(identifier: str) -> str:
     '"we""ird"'
     """
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    """Quote a string as an SQL literal: ``it's`` -> ``'it''s'``.
-
-    >>> literal("it's")
-    "'it''s'"
-    """
-    return "'" + value.replace("'", "''") + "'"

@@ -511,7 +511,7 @@ class Processor:
         try:
             saved = self.store.query(
                 f'SELECT "partition", "format", "state" FROM {STATE_TABLE} '
-                f"WHERE processor = {_literal(self.name)}")
+                "WHERE processor = ?", [self.name])
         except HeadwaterError:
             saved = None
         if saved is None or not saved.num_rows:
@@ -536,10 +536,6 @@ class Processor:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _times(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
