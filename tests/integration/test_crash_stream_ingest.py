@@ -3,24 +3,19 @@ quarantine equal a clean run's (nothing lost, nothing loaded twice)."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from headwater.brokers import EmbeddedBroker, encode_rows
 
+from .cases.crash import crash_then_compare, warehouse_rows
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-HEADWATER = str(Path(sys.executable).with_name("headwater"))
 EVENTS = 200_000
 PROJECT = """\
 project: crash
@@ -56,49 +51,21 @@ def make_project(folder: Path) -> None:
     broker.close()
 
 
-def load(folder: Path) -> subprocess.Popen:
-    return subprocess.Popen([HEADWATER, "ingest", "run", "events"], cwd=folder,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def fingerprint(folder: Path) -> tuple:
-    con = duckdb.connect(str(folder / ".headwater" / "warehouse.duckdb"), read_only=True)
-    try:
-        table = con.sql("SELECT count(*), count(DISTINCT id), sum(hash(id, kind, amount)) "
-                        "FROM events").fetchall()[0]
-        quarantine = con.sql("SELECT count(*), count(DISTINCT source || ':' || position), "
-                             "sum(hash(source, position, raw)) FROM _hw_quarantine").fetchall()[0]
-        return table, quarantine
-    finally:
-        con.close()
+    return warehouse_rows(
+        folder, "SELECT count(*), count(DISTINCT id), sum(hash(id, kind, amount)) FROM events",
+        "SELECT count(*), count(DISTINCT source || ':' || position), "
+        "sum(hash(source, position, raw)) FROM _hw_quarantine")
 
 
 def test_kill_9_at_random_moments_then_rerun_equals_a_clean_run(tmp_path: Path) -> None:
     clean, crashed = tmp_path / "clean", tmp_path / "crashed"
     make_project(clean)
     make_project(crashed)
-    assert load(clean).wait(timeout=600) == 0
-
-    log = crashed / ".headwater" / "logs" / "headwater.jsonl"
-    chance = random.Random(7)
-    kills = 0
-    for _ in range(4):
-        proc = load(crashed)
-        before = log.read_text().count('"extract_loaded"') if log.exists() else 0
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.exists() and log.read_text().count('"extract_loaded"') > before:
-                time.sleep(chance.uniform(0.0, 0.4))  # mid-fetch, mid-insert, mid-commit ...
-                break
-            time.sleep(0.01)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            kills += 1
-    assert kills >= 1, "the load finished before it could be killed"
-    assert load(crashed).wait(timeout=600) == 0
-    assert fingerprint(crashed) == fingerprint(clean)
-    (rows, distinct, _), (quarantined, places, _) = fingerprint(crashed)
+    chance = random.Random(7)  # mid-fetch, mid-insert, mid-commit ...
+    pauses = [chance.uniform(0.0, 0.4) for _ in range(4)]
+    (rows, distinct, _), (quarantined, places, _) = crash_then_compare(
+        clean, crashed, ("ingest", "run", "events"), pauses, fingerprint)
     assert rows == distinct and quarantined == places
     assert rows + quarantined == EVENTS
     broker = EmbeddedBroker(crashed / ".headwater" / "streams")
