@@ -281,17 +281,31 @@ class RedisSpec(_Spec):
         return self
 
 
+class AvroSpec(_Spec):
+    """How a stream's Avro payloads are written: the writer schema and the framing."""
+
+    schema_file: str = Field(alias="schema", description="the writer schema (.avsc, JSON), "
+                             "relative to the project")
+    framing: Literal["confluent", "plain"] = Field(
+        "confluent", description="confluent: the Confluent wire format (magic byte 0, a "
+        "4-byte schema id, the datum); plain: the datum alone")
+    schema_id: int | None = Field(None, ge=0, description="confluent: the registry id of the "
+                                  "schema; payloads with another id go to the quarantine")
+
+
 class StreamSpec(_Spec):
     """A topic of a streaming platform (``brokers:``): each record one JSON object, JSON
-    Lines or a CSV row; loaded in micro-batches, positions committed with the rows."""
+    Lines, a CSV row or an Avro datum; loaded in micro-batches, positions committed with the
+    rows."""
 
     kind: Literal["stream"] = "stream"
     broker: str = Field("embedded", description="name of an entry under `brokers:` (the "
                         "embedded log by default)")
     topic: str = Field(description="the topic to read")
-    format: Literal["json", "jsonl", "csv"] = Field(
+    format: Literal["json", "jsonl", "csv", "avro"] = Field(
         "json", description="what a record's value holds: json (one object), jsonl (objects, "
-        "one a line) or csv (one row, no header)")
+        "one a line), csv (one row, no header) or avro (one datum, see `avro`)")
+    avro: AvroSpec | None = Field(None, description="avro: the writer schema and framing")
     group: str | None = Field(None, description="consumer group that is acknowledged after "
                               "each commit (default: headwater-<pipeline>)")
     start: Literal["earliest", "latest"] = Field(
@@ -318,6 +332,12 @@ class StreamSpec(_Spec):
 
         duration_ms(value)
         return value
+
+    @model_validator(mode="after")
+    def _avro_schema(self) -> StreamSpec:
+        if self.format == "avro" and self.avro is None:
+            raise ValueError("format avro needs `avro: {schema: FILE.avsc}` (the writer schema)")
+        return self
 
 
 SourceSpec = Annotated[

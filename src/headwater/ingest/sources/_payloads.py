@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from headwater.core import POSITION, REJECTS_SCHEMA, Batch, ConfigError
+from headwater.ingest.sources._avro import AvroDecoder
 from headwater.ingest.sources._json import _kind, _Records
 from headwater.ingest.sources._stream import transcode
 
-PayloadFormat = Literal["json", "jsonl", "csv"]
+PayloadFormat = Literal["json", "jsonl", "csv", "avro"]
 
 #: How much of a rejected payload the quarantine keeps when it is larger than the limit.
 _RAW_KEPT = 64 << 10
@@ -59,7 +60,10 @@ class PayloadDecoder:
     encoding:
         ``utf-8`` or a single-byte encoding (``latin-1``, ``cp1252``), transcoded to UTF-8.
     nested:
-        JSON objects inside records: ``flatten`` to ``a_b`` columns, or ``json`` text.
+        JSON objects (Avro records) inside records: ``flatten`` to ``a_b`` columns, or
+        ``json`` text.
+    avro:
+        For ``avro``: the :class:`._avro.AvroDecoder` (writer schema, framing, schema id).
 
     >>> d = PayloadDecoder("json", label="events")
     >>> out = d.decode(pa.array([b'{"id": 1}', b'oops', b'']))
@@ -69,8 +73,12 @@ class PayloadDecoder:
 
     def __init__(self, format: PayloadFormat, *, label: str, max_payload_bytes: int = 1 << 20,
                  encoding: str = "utf-8", columns: list[str] | None = None,
-                 nested: str = "flatten") -> None:
+                 nested: str = "flatten", avro: AvroDecoder | None = None) -> None:
+        if format == "avro" and avro is None:
+            raise ConfigError(f"stream {label}: format avro needs the writer schema",
+                              hint="add `avro: {schema: FILE.avsc}` to the source")
         self.format = format
+        self.avro = avro
         self.label = label
         self.max_payload_bytes = max_payload_bytes
         self.encoding = encoding
@@ -91,6 +99,8 @@ class PayloadDecoder:
         keep = self._screen(values, rejects)
         index = np.flatnonzero(keep)
         kept = values.take(pa.array(index)) if len(index) != n else values
+        if self.format == "avro":
+            return Decoded(self._avro(kept, index, rejects), np.arange(n, dtype=np.int64))
         bad = self._invalid_text(kept)
         if bad:
             at = np.asarray(bad, dtype=np.int64)
@@ -204,6 +214,19 @@ class PayloadDecoder:
         return values.filter(pa.array(good)), index[good]
 
     # -- one parse per fetch -------------------------------------------------------------------
+
+    def _avro(self, values: pa.Array, index: np.ndarray,
+              rejects: list[tuple[np.ndarray, list[str], list[str]]]) -> Batch:
+        assert self.avro is not None  # checked in __init__
+        rows, bad = self.avro.decode(values)
+        good = np.ones(len(values), dtype=bool)
+        if bad:
+            at = np.array(sorted(bad), dtype=np.int64)
+            good[at] = False
+            rejects.append((index[at], [_shown(values[int(i)].as_py()) for i in at],
+                            [bad[int(i)] for i in at]))
+        rows = rows.append_column(POSITION, pa.array(index[good], pa.int64()))
+        return Batch(rows, _with_rejects(None, rejects))
 
     def _joined(self, values: pa.Array, *, one_line: bool) -> tuple[bytes, np.ndarray]:
         """The payloads as one UTF-8 buffer, each followed by a newline, and the line each

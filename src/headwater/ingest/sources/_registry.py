@@ -91,7 +91,8 @@ def _stream_source(spec: StreamSpec, project: Project) -> Source:
                 else Contract.from_spec(contract)
             columns = list(loaded.columns)
     broker = open_broker(project.broker(spec.broker), project.root)
-    source = TopicReader.from_spec(spec, broker, pipeline=name, columns=columns)
+    source = TopicReader.from_spec(spec, broker, pipeline=name, columns=columns,
+                                   root=project.root)
     source.owns_broker = True
     return source
 

@@ -19,6 +19,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from headwater.brokers import last_positions, reached
 from headwater.core import Batch, Extract, Source, State
+from headwater.ingest.sources._avro import AvroDecoder, load_schema
 from headwater.ingest.sources._payloads import PayloadDecoder, PayloadFormat
 from headwater.monitor import get_logger
 
@@ -50,8 +52,9 @@ class StreamSource(Source):
     topic, group:
         What to read, and the consumer group acknowledged after each commit.
     format:
-        ``json``, ``jsonl`` or ``csv`` (see :class:`._payloads.PayloadDecoder`, which also
-        takes ``max_payload_bytes``, ``encoding``, ``columns`` and ``nested``).
+        ``json``, ``jsonl``, ``csv`` or ``avro`` (see :class:`._payloads.PayloadDecoder`,
+        which also takes ``max_payload_bytes``, ``encoding``, ``columns``, ``nested`` and, for
+        avro, ``avro``: an :class:`._avro.AvroDecoder`).
     start:
         ``earliest`` or ``latest``: where a pipeline with no committed positions starts.
     max_rows, max_latency_s:
@@ -71,7 +74,7 @@ class StreamSource(Source):
                  window_s: float = 60.0, stop: threading.Event | None = None,
                  max_payload_bytes: int = 1 << 20, encoding: str = "utf-8",
                  columns: list[str] | None = None, nested: str = "flatten",
-                 partitions: list[int] | None = None) -> None:
+                 partitions: list[int] | None = None, avro: AvroDecoder | None = None) -> None:
         self.broker = broker
         self.topic = topic
         self.group = group
@@ -84,7 +87,8 @@ class StreamSource(Source):
         self.stop = stop or threading.Event()
         self.partitions = partitions
         self.decoder = PayloadDecoder(format, label=topic, max_payload_bytes=max_payload_bytes,
-                                      encoding=encoding, columns=columns, nested=nested)
+                                      encoding=encoding, columns=columns, nested=nested,
+                                      avro=avro)
         #: Close the broker with the source (set when the source opened it).
         self.owns_broker = False
         self._consumer: Consumer | None = None
@@ -92,16 +96,25 @@ class StreamSource(Source):
 
     @classmethod
     def from_spec(cls, spec: StreamSpec, broker: Broker, *, pipeline: str,
-                  columns: list[str] | None = None) -> StreamSource:
-        """Build from the headwater.yaml model; ``columns`` (csv) default to the contract's."""
+                  columns: list[str] | None = None,
+                  root: str | Path = ".") -> StreamSource:
+        """Build from the headwater.yaml model; ``columns`` (csv) default to the contract's;
+        an Avro schema file is under ``root``, the project folder."""
         from headwater.core import duration_ms
+
+        avro = None
+        if spec.avro is not None:
+            path = Path(spec.avro.schema_file).expanduser()
+            avro = AvroDecoder(load_schema(path if path.is_absolute() else Path(root) / path),
+                               framing=spec.avro.framing, schema_id=spec.avro.schema_id,
+                               nested=spec.nested)
 
         return cls(broker, spec.topic, group=spec.group or f"headwater-{pipeline}",
                    format=spec.format, start=spec.start, max_rows=spec.max_rows,
                    max_latency_s=duration_ms(spec.max_latency) / 1000,
                    window_s=duration_ms(spec.window) / 1000,
                    max_payload_bytes=spec.max_payload_bytes, encoding=spec.encoding,
-                   columns=spec.columns or columns, nested=spec.nested)
+                   columns=spec.columns or columns, nested=spec.nested, avro=avro)
 
     def describe(self) -> str:
         """One line for people."""
