@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 
-from headwater.quickstart import _churn, _files, _housing, _iot, _serve, _sources, _streams
+from headwater.quickstart import _churn, _deploy, _files, _housing, _iot, _serve, _sources, _streams
 from headwater.quickstart._init import init_project
 
 __all__ = ["STEPS", "init_project", "run_quickstart"]
@@ -35,6 +35,8 @@ STEPS: list[tuple[str, str, Step]] = [
      _churn.step),
     ("serve", "the model server: recommendations react to clicks at once; churn scored over HTTP",
      _serve.step),
+    ("deploy", "the local deploy target under load: blue/green fails nothing; a bad canary "
+     "rolls back", _deploy.step),
 ]
 
 

@@ -189,7 +189,8 @@ def step(root: Path, console: Console) -> None:
     table = Table(title=f"deploying {MODEL} to the local target ({target.url}) under load",
                   header_style="bold cyan")
     for column in ("step", "strategy", "result", "requests", "failed", "p99 ms", "served by"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "served by")
+    reasons = []
     try:
         with console.status(f"version {versions['good']} first (all at once)"):
             deploy_model(project, "local", f"{MODEL}/{versions['good']}", target=target,
@@ -208,11 +209,14 @@ def step(root: Path, console: Console) -> None:
                                           target=target, strategy=strategy)
                 d, w = result.deployment, load.window(began, time.monotonic())
                 served = ", ".join(f"{v} {n}" for v, n in sorted(w["by_variant"].items()))
-                table.add_row(f"v{d.previous_version} → v{d.version} ({label})", kind,
-                              d.status if d.status == "succeeded" else
-                              f"{d.status}: {d.reason[:60]}", str(w["sent"]), str(w["failed"]),
-                              f"{w['p99_ms']:.1f}", served)
+                table.add_row(f"v{d.previous_version}→v{d.version} {label}", kind,
+                              d.status.replace("_", " "), str(w["sent"]), str(w["failed"]),
+                              f"{w['p99_ms']:.0f}", served)
+                if d.reason:
+                    reasons.append(f"v{d.version} {d.status.replace('_', ' ')}: {d.reason}")
         console.print(table)
+        for reason in reasons:
+            console.print(reason)
         serving = max(target.variants(), key=lambda v: v.weight)
         console.print(f"v{serving.version} serves all traffic on {target.url}; the faulty "
                       "version's 500s were caught by its canary's health gate")
