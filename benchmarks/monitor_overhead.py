@@ -2,7 +2,7 @@
 everything off, in the same run, interleaved rounds.
 
 The file and contract are ``ingest_csv.py``'s (a messy orders CSV, 1 % defective rows). Each
-contender runs the declared pipeline with ``headwater.ingest.run_pipeline`` in its own child
+contender runs the declared pipeline with ``headwater.ingest.run_pipeline`` in a fresh child
 process:
 
 - **off**: logging at ``error`` with no log file, no metrics textfile, no alert rules;
@@ -10,18 +10,25 @@ process:
   served, eight alert rules (every kind) evaluated after the run, notifications queued and
   delivered to the log sink, metric history recorded.
 
-The claim: **on** costs at most 5 % more wall time than **off** (median of the rounds).
+The claim: **on** costs at most 5 % more than **off**. A shared machine moves one run by more
+than that, so the figure is paired: each round runs off and on back to back (which goes first
+alternates), the round's ratio is on / off, and the result is the median of the rounds' ratios
+with a distribution-free 95 % interval (order statistics of the sign test: it assumes nothing
+about the noise but that a round's two runs see the same machine). Wall time is what a user
+waits; CPU time (every thread of the child) is steadier when other work shares the cores. Both
+are reported; the claim holds when the interval's upper end of wall time is at most 1.05.
 
 Run::
 
-    .venv/bin/python benchmarks/monitor_overhead.py                  # 1,000,000 rows, 5 rounds
-    taskset -c 1 .venv/bin/python benchmarks/monitor_overhead.py --rows 2000000 --repeat 7
+    .venv/bin/python benchmarks/monitor_overhead.py                   # 1,000,000 rows, 15 rounds
+    taskset -c 1 .venv/bin/python benchmarks/monitor_overhead.py --rows 500000 --repeat 25
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -69,7 +76,7 @@ def _child(mode: str, folder: Path) -> None:
     from headwater.monitor import configure_logging, publish_metrics, serve_metrics
 
     project = load_project(folder)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     server = None
     if mode == "on":
         configure_logging(log_dir=project.path(project.logging.dir), level="info")
@@ -87,8 +94,8 @@ def _child(mode: str, folder: Path) -> None:
         events = len(alert_store(project).alert_history())
     else:
         events = 0
-    seconds = time.perf_counter() - started
-    print("RESULT " + json.dumps({"seconds": seconds, "rows": result.rows_read,
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print("RESULT " + json.dumps({"seconds": seconds, "cpu": cpu, "rows": result.rows_read,
                                   "loaded": result.rows_loaded, "alert_events": events}))
 
 
@@ -105,10 +112,28 @@ def _measure(mode: str, csv: Path, work: Path) -> dict:
     raise SystemExit(f"{mode} failed:\n{proc.stderr[-2000:]}")
 
 
+def median_interval(values: list[float], confidence: float = 0.95
+                    ) -> tuple[float, float, float]:
+    """The median of ``values`` and a distribution-free interval around it: the k-th smallest
+    and k-th largest value, k from the binomial(n, 1/2) tails (the sign test's interval).
+
+    >>> median_interval([1.0, 1.02, 0.99, 1.01, 1.03, 1.0, 0.98, 1.04, 1.01, 1.0])
+    (1.005, 0.99, 1.03)
+    """
+    xs, n = sorted(values), len(values)
+    middle = (xs[(n - 1) // 2] + xs[n // 2]) / 2
+    tail, k = (1 - confidence) / 2, 0
+    while k + 1 <= n // 2 and sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n <= tail:
+        k += 1  # P(X <= k-1) <= tail: the k-th order statistics bound the interval
+    if k == 0:  # too few rounds for this confidence: the whole range
+        return middle, xs[0], xs[-1]
+    return middle, xs[k - 1], xs[n - k]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--repeat", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,24 +150,32 @@ def main() -> None:
           f"{platform.python_version()}")
     work = DATA / "monitor_work"
     runs: dict[str, list[dict]] = {"off": [], "on": []}
+    _measure("off", csv, work)  # warm the page cache and the imports' .pyc: not counted
     for round_ in range(args.repeat):
         order = ("off", "on") if round_ % 2 == 0 else ("on", "off")  # neither always first
         for mode in order:
             runs[mode].append(_measure(mode, csv, work))
-            print(f"round {round_ + 1}/{args.repeat} {mode:>3}: "
-                  f"{runs[mode][-1]['seconds']:.2f} s", flush=True)
+        on, off = runs["on"][-1], runs["off"][-1]
+        print(f"round {round_ + 1:>2}/{args.repeat} ({order[0]} first): off {off['seconds']:.2f} s"
+              f" / {off['cpu']:.2f} cpu s, on {on['seconds']:.2f} s / {on['cpu']:.2f} cpu s, "
+              f"on/off {on['seconds'] / off['seconds']:.3f}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    median = {mode: sorted(r["seconds"] for r in rs)[(len(rs) - 1) // 2]
-              for mode, rs in runs.items()}
-    ratio = median["on"] / median["off"]
+    print(f"load at the end: {os.getloadavg()[0]:.1f}")
     print()
-    print(f"everything off (no log file, no metrics file, no rules): median {median['off']:.2f} s")
-    print(f"everything on (JSON log, metrics file + /metrics, 8 rules evaluated, delivery): "
-          f"median {median['on']:.2f} s; {runs['on'][0]['alert_events']} alert events")
-    print(f"on / off: {ratio:.3f}x ({(ratio - 1) * 100:+.1f} %); per round: "
-          + ", ".join(f"{a['seconds'] / b['seconds']:.3f}" for a, b in
-                      zip(runs["on"], runs["off"], strict=True)))
-    print("claim (at most 5 %): " + ("holds" if ratio <= 1.05 else "does NOT hold"))
+    for what in ("seconds", "cpu"):
+        med = {mode: median_interval([r[what] for r in rs])[0] for mode, rs in runs.items()}
+        ratio, low, high = median_interval([a[what] / b[what] for a, b in
+                                            zip(runs["on"], runs["off"], strict=True)])
+        name = "wall" if what == "seconds" else "CPU"
+        print(f"{name:>4}: off median {med['off']:.2f} s, on median {med['on']:.2f} s; "
+              f"on/off median of {args.repeat} paired ratios {ratio:.3f} "
+              f"({(ratio - 1) * 100:+.1f} %), 95 % interval {low:.3f} … {high:.3f}")
+        if what == "seconds":
+            verdict = ("holds" if high <= 1.05 else "holds at the median, not across the "
+                       "interval: run more rounds or on a quieter machine" if ratio <= 1.05
+                       else "does NOT hold")
+    print(f"everything on: {runs['on'][0]['alert_events']} alert events recorded a run")
+    print(f"claim (on costs at most 5 % wall time): {verdict}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ as Prometheus text or OpenMetrics, whichever the scraper asks for.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,6 @@ from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
 )
 from prometheus_client.exposition import choose_encoder
 
@@ -109,12 +109,27 @@ def serve_metrics(port: int = 0, *, host: str = "127.0.0.1",
     True
     >>> server.close()
     """
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # no line per scrape
+            pass
+
     try:
-        server, _thread = start_http_server(port, addr=host,
-                                            registry=process_registry(*registries))
+        server = make_server(host, port, make_wsgi_app(process_registry(*registries)), Server,
+                             handler_class=Quiet)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}",
                           hint="choose another --metrics-port, or 0 for any free port") from None
+    # a short poll: close() waits for the loop to notice, and a batch run should not wait long
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                     name="hw-metrics", daemon=True).start()
     bound = server.server_address[1]
     log.info("metrics_serving", url=f"http://{host}:{bound}/metrics")
     return MetricsServer(host=host, port=bound, _server=server)
