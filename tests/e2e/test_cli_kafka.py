@@ -9,6 +9,7 @@ process creates the topics.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ EVENTS = "".join(json.dumps({"id": i, "device": f"d{i % 3}", "temp": 20 + i}) + 
 
 @pytest.fixture
 def kafka_servers() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(MOCK), "events:3"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(MOCK), "events:3", "iot_raw:2",
+                             "iot_readings:2"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     servers = proc.stdout.readline().strip()
@@ -83,6 +85,42 @@ def test_stream_commands_and_a_pipeline_on_kafka(hw, kafka_servers: str) -> None
     positions = hw("stream", "positions", "events", "--group", "headwater-events",
                    "--broker", "kafka", env=env)
     assert lags(positions.out) == ["0", "0", "0"], "the pipeline's group committed to the end"
+
+
+KAFKA = ("brokers:\n  kafka:\n    kind: kafka\n    bootstrap_servers: ${HW_TEST_KAFKA}\n"
+         "    config: {session.timeout.ms: '1500', heartbeat.interval.ms: '300'}\n")
+PROCESSOR = """
+processors:
+  sensors:
+    input: {broker: kafka, topic: iot_readings}
+    windows:
+      - {name: w10s, kind: tumbling, size: 10s}
+    detectors:
+      - {kind: jump, delta: 4}
+"""
+
+
+def test_iot_devices_through_the_gateway_and_the_processor_on_kafka(hw, kafka_servers) -> None:
+    """simulate → iot_raw (Kafka) → gateway → iot_readings (Kafka) → stream run."""
+    env = {"HW_TEST_KAFKA": kafka_servers}
+    assert hw("init", "p").code == 0
+    root = hw.cwd / "p"
+    text = (root / "headwater.yaml").read_text()
+    (root / "headwater.yaml").write_text(KAFKA + text + PROCESSOR)
+    p = ["-p", str(root)]
+    sent = hw(*p, "iot", "simulate", "--devices", "10", "--seconds", "10", "--faults",
+              "spike,malformed", "--broker", "kafka", env=env)
+    assert sent.code == 0, sent.out + sent.err
+    gateway = hw(*p, "iot", "gateway", "--broker", "kafka", env=env)
+    assert gateway.code == 0, gateway.out + gateway.err
+    assert "rejected" in gateway.out
+    run = hw(*p, "stream", "run", "sensors", "--flush", env=env)
+    assert run.code == 0, run.out + run.err
+    read = re.search(r"records read\s*│\s*([\d,]+)\s*│", run.out)
+    assert read and int(read.group(1).replace(",", "")) > 0, run.out
+    assert "window results" in run.out
+    again = hw(*p, "stream", "run", "sensors", env=env)
+    assert re.search(r"records read\s*│\s*0\s*│", again.out), again.out
 
 
 def test_a_kafka_cluster_that_is_down_is_one_line(hw) -> None:
