@@ -6,13 +6,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
-from headwater.brokers import EmbeddedBroker, encode_rows
+from headwater.brokers import EmbeddedBroker
 
-from .cases.crash import crash_then_compare, warehouse_rows
+from .cases.crash import crash_then_compare, messy_records, warehouse_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,15 +33,7 @@ def make_project(folder: Path) -> None:
     """The same messy events in every project: bad amounts, unknown kinds, broken payloads."""
     folder.mkdir(parents=True)
     (folder / "headwater.yaml").write_text(PROJECT)
-    ids = np.arange(EVENTS)
-    rows = pa.table({"id": ids, "kind": np.where(ids % 997 == 0, "nope",
-                                                 np.array(["view", "click", "buy"])[ids % 3]),
-                     "amount": np.where(ids % 1009 == 0, -1.0, (ids % 500) / 4)})
-    records = encode_rows(rows, key="id")
-    values = records["value"].to_pylist()
-    for i in range(0, EVENTS, 5003):
-        values[i] = b"not json " + str(i).encode()
-    records = records.set_column(1, "value", pa.array(values, pa.binary()))
+    records = messy_records(EVENTS, unknown=997, negative=1009, broken=5003)
     broker = EmbeddedBroker(folder / ".headwater" / "streams")
     broker.create_topic("events", partitions=4)
     for start in range(0, EVENTS, 50_000):

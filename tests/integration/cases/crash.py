@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 HEADWATER = str(Path(sys.executable).with_name("headwater"))
 
@@ -67,3 +69,19 @@ def crash_then_compare(clean: Path, crashed: Path, args: tuple[str, ...], pauses
     assert start(crashed, *args).wait(timeout=600) == 0
     assert fingerprint(crashed) == fingerprint(clean)
     return fingerprint(crashed)
+
+
+def messy_records(n: int, *, unknown: int, negative: int, broken: int) -> pa.Table:
+    """``n`` events as records (key: the id, value: JSON) with every ``unknown``-th kind not
+    allowed, every ``negative``-th amount below 0 and every ``broken``-th payload not JSON."""
+    from headwater.brokers import encode_rows
+
+    ids = np.arange(n)
+    rows = pa.table({"id": ids, "kind": np.where(ids % unknown == 0, "nope",
+                                                 np.array(["view", "click", "buy"])[ids % 3]),
+                     "amount": np.where(ids % negative == 0, -1.0, (ids % 500) / 4)})
+    records = encode_rows(rows, key="id")
+    values = records["value"].to_pylist()
+    for i in range(0, n, broken):
+        values[i] = b"not json " + str(i).encode()
+    return records.set_column(1, "value", pa.array(values, pa.binary()))
