@@ -22,8 +22,8 @@ SURFACES = {
         "HeadwaterError", "MissingExtraError", "NotFoundError", "POSITION", "Progress",
         "REJECTS_SCHEMA", "SchemaChangeError", "SinkError", "Source", "SourceError",
         "State", "WriteMode", "check_duration", "duration_ms", "lazy_exports",
-        "parse_duration",
-        "redact", "register_secret", "require", "stop_on_signals",
+        "parse_duration", "redact", "register_secret", "rejects_table", "require",
+        "stop_on_signals",
     ],
     "headwater.config": [
         "ALGORITHMS", "AlertsSpec", "BrokerSpec", "CVSpec", "CV_MODELS",

@@ -23,7 +23,8 @@ from headwater.core._signals import stop_on_signals
 from headwater.core._types import Progress
 
 _LAZY = {name: "._batch" for name in
-         ("POSITION", "REJECTS_SCHEMA", "Batch", "Extract", "Source", "State", "WriteMode")}
+         ("POSITION", "REJECTS_SCHEMA", "Batch", "Extract", "Source", "State", "WriteMode",
+          "rejects_table")}
 
 __all__ = [
     "POSITION",
@@ -49,6 +50,7 @@ __all__ = [
     "parse_duration",
     "redact",
     "register_secret",
+    "rejects_table",
     "require",
     "stop_on_signals",
 ]

@@ -27,6 +27,17 @@ REJECTS_SCHEMA = pa.schema(
 WriteMode = Literal["append", "replace", "merge"]
 
 
+def rejects_table(positions: Any, raw: Any, reasons: Any) -> pa.Table:
+    """Rows a source could not parse, in :data:`REJECTS_SCHEMA`: where each one was, its raw
+    text and why (three sequences or arrays of the same length).
+
+    >>> rejects_table([3], ["a,b,"], ["expected 2 fields, found 3"]).num_rows
+    1
+    """
+    return pa.table({POSITION: pa.array(positions, pa.int64()), "raw": pa.array(raw, pa.string()),
+                     "reason": pa.array(reasons, pa.string())}, schema=REJECTS_SCHEMA)
+
+
 @dataclass
 class Batch:
     """Rows read from a source, with ``_hw_pos`` on every row, and the rows it could not parse."""

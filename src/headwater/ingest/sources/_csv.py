@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, FileFormatError
+from headwater.core import POSITION, Batch, FileFormatError, rejects_table
 from headwater.ingest.sources._detect import Detected
 from headwater.ingest.sources._stream import RawReader, Utf8Blocks, transcode
 from headwater.monitor import get_logger
@@ -162,11 +162,8 @@ class _CsvReader:
                                pc.add(data.column(POSITION), offset))
         rejects = None
         if parsed.rejects:
-            rejects = pa.table({
-                POSITION: pa.array([first_line + r[0] for r in parsed.rejects], pa.int64()),
-                "raw": pa.array([r[1] for r in parsed.rejects], pa.string()),
-                "reason": pa.array([r[2] for r in parsed.rejects], pa.string()),
-            }, schema=REJECTS_SCHEMA)
+            at, raw, why = zip(*parsed.rejects, strict=True)
+            rejects = rejects_table([first_line + n for n in at], raw, why)
         if data.num_rows <= self.batch_rows:
             yield Batch(data, rejects)
             return

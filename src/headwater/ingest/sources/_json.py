@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, FileFormatError
+from headwater.core import POSITION, Batch, FileFormatError, rejects_table
 from headwater.ingest.sources._detect import Detected
 from headwater.ingest.sources._nested import shape
 from headwater.ingest.sources._stream import RawReader, Utf8Blocks, transcode
@@ -236,11 +236,7 @@ class _Records:
         table, children = shape(table, self.nested)
         reject_table = None
         if rejects:
-            reject_table = pa.table({
-                POSITION: pa.array([r[0] for r in rejects], pa.int64()),
-                "raw": pa.array([r[1] for r in rejects], pa.string()),
-                "reason": pa.array([r[2] for r in rejects], pa.string()),
-            }, schema=REJECTS_SCHEMA)
+            reject_table = rejects_table(*zip(*rejects, strict=True))
         if table.num_rows <= batch_rows or children:
             yield Batch(table, reject_table, children)
             return

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from headwater.core import POSITION, REJECTS_SCHEMA, Batch, ConfigError
+from headwater.core import POSITION, REJECTS_SCHEMA, Batch, ConfigError, rejects_table
 from headwater.ingest.sources._avro import AvroDecoder
 from headwater.ingest.sources._json import _kind, _Records
 from headwater.ingest.sources._stream import transcode
@@ -308,10 +308,7 @@ class PayloadDecoder:
         table = table.append_column(POSITION, pa.array(lines))
         rejects = None
         if bad:
-            rejects = pa.table({POSITION: pa.array([b[0] for b in bad], pa.int64()),
-                                "raw": pa.array([b[1] for b in bad], pa.string()),
-                                "reason": pa.array([b[2] for b in bad], pa.string())},
-                               schema=REJECTS_SCHEMA)
+            rejects = rejects_table(*zip(*bad, strict=True))
         return Batch(table, rejects)
 
 
@@ -367,9 +364,8 @@ def _vanished(batch: Batch, expected: int, by_record: bool) -> Batch:
     missing = np.flatnonzero(~seen)
     if not len(missing):
         return batch
-    extra = pa.table({POSITION: pa.array(missing), "raw": pa.array([""] * len(missing)),
-                      "reason": pa.array(["payload holds only whitespace"] * len(missing))},
-                     schema=REJECTS_SCHEMA)
+    extra = rejects_table(missing, [""] * len(missing),
+                          ["payload holds only whitespace"] * len(missing))
     return Batch(batch.data, _concat_rejects([batch.rejects, extra]), batch.children)
 
 
@@ -385,7 +381,5 @@ def _with_rejects(rejects: pa.Table | None,
                   found: list[tuple[np.ndarray, list[str], list[str]]]) -> pa.Table | None:
     """``rejects`` of the parse (positions into the kept payloads, already mapped) plus the
     payloads screened out before it."""
-    extra = [pa.table({POSITION: pa.array(at, pa.int64()), "raw": pa.array(raw, pa.string()),
-                       "reason": pa.array(why, pa.string())}, schema=REJECTS_SCHEMA)
-             for at, raw, why in found]
+    extra = [rejects_table(at, raw, why) for at, raw, why in found]
     return _concat_rejects([rejects, *extra])

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from headwater.core import POSITION, REJECTS_SCHEMA
+from headwater.core import POSITION, rejects_table
 
 
 def dig(value: Any, path: str | None) -> Any:
@@ -66,12 +66,9 @@ def records_to_table(records: Sequence[Any], *, first_pos: int = 0,
     rejects = None
     if len(good_idx) != len(records):
         bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
-        rejects = pa.table({
-            POSITION: pa.array(positions[bad], pa.int64()),
-            "raw": pa.array([raw[i] if raw is not None else _dumps(records[i]) for i in bad],
-                            pa.string()),
-            "reason": pa.array(["record is not a JSON object"] * len(bad), pa.string()),
-        }, schema=REJECTS_SCHEMA)
+        rejects = rejects_table(
+            positions[bad], [raw[i] if raw is not None else _dumps(records[i]) for i in bad],
+            ["record is not a JSON object"] * len(bad))
         records = [records[i] for i in good_idx]
         positions = positions[good_idx]
     table = lists_as_json(dicts_to_table(records))

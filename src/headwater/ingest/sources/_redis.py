@@ -18,13 +18,13 @@ import pyarrow as pa
 
 from headwater.core import (
     POSITION,
-    REJECTS_SCHEMA,
     Batch,
     Extract,
     Source,
     SourceError,
     State,
     redact,
+    rejects_table,
 )
 from headwater.core import require as _require
 from headwater.ingest.sources._records import dicts_to_table, lists_as_json
@@ -203,8 +203,5 @@ def _json_batch(names: list[str], values: list[bytes | None],
     table = table.append_column(POSITION, pa.array(good_pos, pa.int64()))
     rejects = None
     if bad:
-        rejects = pa.table({POSITION: pa.array([b[0] for b in bad], pa.int64()),
-                            "raw": pa.array([b[1] for b in bad], pa.string()),
-                            "reason": pa.array([b[2] for b in bad], pa.string())},
-                           schema=REJECTS_SCHEMA)
+        rejects = rejects_table(*zip(*bad, strict=True))
     return Batch(data=table, rejects=rejects)

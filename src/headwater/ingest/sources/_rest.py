@@ -22,14 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.core import (
-    POSITION,
-    REJECTS_SCHEMA,
     Batch,
     Extract,
     Source,
     SourceError,
     State,
     redact,
+    rejects_table,
 )
 from headwater.ingest._ahead import WorkAhead
 from headwater.ingest.sources._http import (
@@ -433,12 +432,9 @@ class RestSource(Source):
                     pager.advance(response, body, count)
                 data, rejects = records_to_table(pending)
                 if bad_pages:
-                    page_rejects = pa.table({
-                        POSITION: pa.array(range(len(pending), len(pending) + len(bad_pages)),
-                                           pa.int64()),
-                        "raw": pa.array([raw for raw, _ in bad_pages], pa.string()),
-                        "reason": pa.array([reason for _, reason in bad_pages], pa.string()),
-                    }, schema=REJECTS_SCHEMA)
+                    page_rejects = rejects_table(
+                        range(len(pending), len(pending) + len(bad_pages)),
+                        [raw for raw, _ in bad_pages], [reason for _, reason in bad_pages])
                     rejects = page_rejects if rejects is None else pa.concat_tables(
                         [rejects, page_rejects]).combine_chunks()
                 if self.since_field and data.num_rows and self.since_field in data.column_names:

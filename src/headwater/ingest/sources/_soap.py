@@ -18,13 +18,13 @@ import pyarrow as pa
 
 from headwater.core import (
     POSITION,
-    REJECTS_SCHEMA,
     Batch,
     Extract,
     Source,
     SourceError,
     State,
     redact,
+    rejects_table,
 )
 from headwater.core import require as _require
 from headwater.ingest.sources._http import (
@@ -183,9 +183,7 @@ class SoapSource(Source):
         except UnreadableError as exc:
             raw = exc.response.text[:1_000_000]
             log.error("soap_response_unreadable", operation=self.operation, page=page)
-            rejects = pa.table({POSITION: pa.array([0], pa.int64()), "raw": pa.array([raw]),
-                                "reason": pa.array([f"malformed XML from {self.operation}"])},
-                               schema=REJECTS_SCHEMA)
+            rejects = rejects_table([0], [raw], [f"malformed XML from {self.operation}"])
             return Batch(data=pa.table({POSITION: pa.array([], pa.int64())}),
                          rejects=rejects), 1
         except zeep.exceptions.Fault as exc:
