@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import time
 
 import pytest
+
+from .conftest import HEADWATER
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +73,6 @@ def test_devices_over_mqtt_through_the_gateway_into_the_lake(hw):
     """simulate → Mosquitto → gateway (contract) → embedded log → processor → Delta, queried
     with `headwater sql --store lake`."""
     import shutil
-    import subprocess
     import uuid
     from pathlib import Path
 
@@ -116,3 +121,33 @@ def test_devices_over_mqtt_through_the_gateway_into_the_lake(hw):
                      "SELECT count(*) AS n FROM sensors_windows_w10s")).split()[-1]) > 0
     status = ok(hw(*p, "stream", "status"))
     assert "sensors" in status and "iot_readings" in status
+
+
+@pytest.mark.slow
+def test_status_is_live_while_a_processor_follows(hw):
+    """`stream status` shows a following member as live with its figures (its store is
+    locked meanwhile: positions come from its reports), then its finished run after SIGTERM."""
+    ok(hw("init", "p"))
+    root = hw.cwd / "p"
+    (root / "headwater.yaml").write_text((root / "headwater.yaml").read_text() + PROCESSOR)
+    p = ["-p", str(root)]
+    ok(hw(*p, "iot", "simulate", "--devices", "20", "--seconds", "20", "--faults", "spike"))
+    ok(hw(*p, "iot", "gateway"))
+    follower = subprocess.Popen([HEADWATER, *p, "stream", "run", "sensors", "--follow",
+                                 "--member", "0/1"], cwd=hw.cwd, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    try:
+        deadline, live = time.monotonic() + 90, None
+        while time.monotonic() < deadline and live is None:
+            time.sleep(1)
+            out = ok(hw(*p, "stream", "status"))
+            live = re.search(r"sensors\s*│\s*iot_readings\s*│\s*[\d,]+\s*│\s*0\s*│.*│\s*live ",
+                             out)
+        assert live, out
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        follower.communicate(timeout=60)
+    assert follower.returncode == 0
+    out = ok(hw(*p, "stream", "status"))
+    assert "succeeded" in out and "live" not in out, out

@@ -179,8 +179,8 @@ def run(
 
 @stream_app.command("status")
 def status() -> None:
-    """Per processor: committed positions, lag, and its last run's throughput, watermark,
-    late and dropped counts, open windows and active alerts.
+    """Per processor and member (the processes sharing its partitions): lag, throughput,
+    watermark, late and dropped counts, open windows and active alerts; live while running.
 
     Example: headwater stream status
     """
@@ -191,17 +191,20 @@ def status() -> None:
         console.print("no processors in headwater.yaml: add one under `processors:`")
         return
     table = Table(header_style="bold cyan")
-    for col in ("processor", "topic", "lag", "events/s", "watermark", "late", "dropped",
-                "open windows", "alerts firing", "last run"):
-        table.add_column(col, justify="left" if col in ("processor", "topic", "watermark",
-                                                         "last run") else "right")
+    for col in ("processor", "topic", "partitions", "lag", "events/s", "watermark", "late",
+                "duplicates dropped", "open windows", "alerts firing", "run"):
+        table.add_column(col, justify="left" if col in ("processor", "topic", "partitions",
+                                                         "watermark", "run") else "right")
     for s in found:
-        last = s.last_run or {}
-        table.add_row(s.name, s.topic, _n(s.lag), _n(last.get("events_per_second")),
-                      _time(last.get("watermark_ms")), _n(last.get("late")),
-                      _n(last.get("duplicates")), _n(last.get("open_windows")),
-                      _n(last.get("active_alerts")),
-                      f"{last.get('status', '-')} {last.get('run_id', '')}".strip())
+        for i, m in enumerate(s.members or [{}]):
+            state = "live" if m.get("live") else m.get("status", "-")
+            table.add_row(s.name if i == 0 else "", s.topic if i == 0 else "",
+                          ",".join(map(str, m.get("partitions") or [])) or "-",
+                          _n(s.lag) if i == 0 else "", _n(m.get("events_per_second")),
+                          _time(m.get("watermark_ms")), _n(m.get("late")),
+                          _n(m.get("duplicates")), _n(m.get("open_windows")),
+                          _n(m.get("active_alerts")),
+                          f"{state} {m.get('run_id', '')}".strip())
     console.print(table)
 
 

@@ -29,7 +29,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater._version import __version__
-from headwater.brokers import Broker, Consumer, last_positions, offset_lag, reached, record_origins
+from headwater.brokers import (
+    Broker,
+    Consumer,
+    Offset,
+    last_positions,
+    offset_lag,
+    reached,
+    record_origins,
+)
 from headwater.core import POSITION, ConfigError, HeadwaterError, stop_on_signals
 from headwater.monitor import get_logger, metrics, run
 from headwater.store import QUARANTINE_SCHEMA, Store
@@ -50,8 +58,8 @@ log = get_logger(__name__)
 
 #: Table of operator state: one row per processor and partition, written with the outputs.
 STATE_TABLE = "_hw_stream_state"
-#: Table of what ``headwater stream status`` shows: one row per processor and member.
-STATUS_TABLE = "_hw_stream_status"
+#: While running, the run record (``headwater stream status``) is brought up to date this often.
+STATUS_EVERY_S = 2.0
 #: Bumped when the saved state's layout changes (a mismatch refuses to load, with a hint).
 STATE_FORMAT = 1
 
@@ -152,6 +160,8 @@ class ProcessorResult:
     open_windows: int = 0
     active_alerts: int = 0
     run_id: str | None = None
+    #: The last offset taken from each partition.
+    positions: dict[int, Offset] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -241,7 +251,7 @@ class Processor:
             consumer = self.broker.consumer(topic, group=group, partitions=self.requested)
             try:
                 result = self._run(consumer, current, follow=follow, flush=flush, stop=stop,
-                                   progress=progress, start=start)
+                                   progress=progress, start=start, runs=runs)
             except BaseException as exc:
                 current.status, current.error = "failed", str(exc)
                 self._record(runs, current)
@@ -249,17 +259,13 @@ class Processor:
             finally:
                 consumer.close()
             result.run_id = current.id
-            current.rows_read = result.totals.records
-            current.rows_loaded = result.totals.events
-            current.rows_quarantined = result.totals.quarantined
-            current.rows_dropped = result.totals.duplicates + result.totals.late
-            current.report.update(stream=_report(result))
+            _describe(current, result)
         self._record(runs, current)
         return result
 
     def _run(self, consumer: Consumer, current: Run, *, follow: bool, flush: bool,
              stop: threading.Event, progress: Callable[[ProcessorResult], None] | None,
-             start: float) -> ProcessorResult:
+             start: float, runs: RunStore | None = None) -> ProcessorResult:
         partitions = consumer.assignment() or self.broker.partitions(self.spec.input.topic)
         result = ProcessorResult(self.name, sorted(partitions))
         positions = self._restore(partitions)
@@ -269,7 +275,7 @@ class Processor:
                if p in partitions}
         seen = dict(positions)
         latency = max(_ms(self.spec.max_latency), 1) / 1000
-        looked = time.monotonic()
+        looked = reported = time.monotonic()
         while not stop.is_set():
             if not follow and reached(seen, end):
                 break
@@ -281,6 +287,7 @@ class Processor:
             if records.num_rows:
                 batch = self._batch(records, current, result)
                 seen.update(last_positions(records))
+                result.positions.update(last_positions(records))
                 consumer.commit(last_positions(records))
                 _add(result.totals, batch)
                 result.batches += 1
@@ -289,6 +296,10 @@ class Processor:
                 metrics.STREAM_LAG.labels(self.name, self.spec.input.topic).set(counted)
             if progress is not None:
                 progress(self._finish(result, start))
+            if runs is not None and time.monotonic() - reported > STATUS_EVERY_S:
+                reported = time.monotonic()    # live figures for `headwater stream status`
+                _describe(current, self._finish(result, start))
+                self._record(runs, current)
         if flush and not follow:
             self._flush(current, result)
         return self._finish(result, start)
@@ -568,11 +579,21 @@ def _add(total: BatchResult, batch: BatchResult) -> None:
         setattr(total, name, getattr(total, name) + getattr(batch, name))
 
 
+def _describe(current: Run, result: ProcessorResult) -> None:
+    """Put the run's figures so far on its run record."""
+    current.rows_read = result.totals.records
+    current.rows_loaded = result.totals.events
+    current.rows_quarantined = result.totals.quarantined
+    current.rows_dropped = result.totals.duplicates + result.totals.late
+    current.report.update(stream=_report(result))
+
+
 def _report(result: ProcessorResult) -> dict[str, Any]:
     return {"partitions": result.partitions, "batches": result.batches,
             **vars(result.totals), "watermark_ms": result.watermark_ms,
             "open_windows": result.open_windows, "active_alerts": result.active_alerts,
-            "events_per_second": round(result.events_per_second, 1)}
+            "events_per_second": round(result.events_per_second, 1),
+            "positions": {str(p): o for p, o in sorted(result.positions.items())}}
 
 
 def _partition_column(table: pa.Table) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from headwater.brokers import Offset
@@ -76,49 +77,75 @@ def run_processor(project: Project, name: str, *, follow: bool = False, flush: b
 
 @dataclass
 class ProcessorStatus:
-    """What ``headwater stream status`` shows for one processor."""
+    """What ``headwater stream status`` shows for one processor: its positions and lag, and
+    per member (the processes that share its partitions) the figures of its newest run,
+    brought up to date every few seconds while it runs."""
 
     name: str
     topic: str
     committed: dict[int, Offset]
     end: dict[int, Offset]
     lag: int | None  # None: offsets are sequence numbers (Kinesis), no count
-    last_run: dict[str, Any] | None
+    members: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return vars(self)
 
 
-def processor_status(project: Project) -> list[ProcessorStatus]:
-    """Per processor: committed positions, the topic's end, lag and the last run's figures
-    (throughput, watermark, late and dropped counts, open windows, active alerts)."""
+def processor_status(project: Project, *, now: datetime | None = None) -> list[ProcessorStatus]:
+    """Per processor: committed positions, the topic's end, the lag, and per member its newest
+    run: throughput, watermark, late and dropped counts, open windows, active alerts, and
+    whether it is running (``live``: it reported within the last few seconds).
+
+    While a member writes to an embedded (DuckDB) store, which it holds locked, the positions
+    come from what the members reported instead of the store."""
     from headwater.brokers import offset_lag, open_broker
 
+    now = now or datetime.now(UTC)
     found = []
     runs = run_store(project)
     for name, spec in sorted(project.processors.items()):
-        store = open_store(project, spec.outputs.store, read_only=True)
+        members = _members(runs, name, now)
+        try:
+            store = open_store(project, spec.outputs.store, read_only=True)
+            try:
+                committed = {int(k): v["offset"]
+                             for k, v in store.state(f"stream:{name}").items()}
+            finally:
+                store.close()
+        except HeadwaterError:       # held by a running member
+            committed = {int(p): o for m in members
+                         for p, o in (m.get("positions") or {}).items()}
         broker = open_broker(project.broker(spec.input.broker), project.root)
         try:
-            committed = {int(k): v["offset"]
-                         for k, v in store.state(f"stream:{name}").items()}
-            try:
-                end = broker.end_positions(spec.input.topic)
-            except HeadwaterError:
-                end = {}
+            end = broker.end_positions(spec.input.topic)
+        except HeadwaterError:
+            end = {}
         finally:
-            store.close()
             broker.close()
         lag = offset_lag(committed, end)
-        newest = runs.list(kind="stream", pipeline=name, limit=1)
-        last = None
-        if newest:
-            record = runs.get(newest[0]["id"])
-            last = {"run_id": record["id"], "status": record["status"],
-                    "started_at": record["started_at"], **record["report"].get("stream", {})}
-        found.append(ProcessorStatus(name, spec.input.topic, committed, end, lag, last))
+        found.append(ProcessorStatus(name, spec.input.topic, committed, end, lag, members))
     return found
 
 
+def _members(runs: Any, name: str, now: datetime) -> list[dict[str, Any]]:
+    """The newest run of each set of partitions, newest first (at most ``MEMBERS_SHOWN``)."""
+    from headwater.stream._processor import STATUS_EVERY_S
+
+    members: dict[tuple[int, ...], dict[str, Any]] = {}
+    for row in runs.list(kind="stream", pipeline=name, limit=50, reports=True):
+        stream = row["report"].get("stream", {})
+        key = tuple(stream.get("partitions") or ())
+        if key in members or len(members) >= MEMBERS_SHOWN:
+            continue
+        updated = row["started_at"] + timedelta(seconds=row.get("duration_s") or 0)
+        members[key] = {"run_id": row["id"], "status": row["status"],
+                        "started_at": row["started_at"], "updated_at": updated,
+                        "live": row["status"] == "running"
+                        and (now - updated).total_seconds() < 3 * STATUS_EVERY_S,
+                        **stream}
+    return list(members.values())
 
 
+#: Members shown per processor (the newest run of each set of partitions).
+MEMBERS_SHOWN = 16

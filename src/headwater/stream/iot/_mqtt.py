@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,8 @@ TOPIC_PREFIX = "headwater/iot"
 INFLIGHT = 65_535
 #: How long Mosquitto keeps a disconnected gateway's session (and queues for it), seconds.
 SESSION_EXPIRY_S = 3600
+#: Messages a device publisher lets wait for the broker's acknowledgement before it waits.
+UNCONFIRMED = 20_000
 #: Mosquitto's count of messages it dropped (queues full), published every ``sys_interval``.
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
@@ -140,6 +143,7 @@ def publish_mqtt(sim: Simulation, url: str, *, prefix: str = TOPIC_PREFIX, qos: 
     # the offset of each message from the first one, in seconds of the pace
     due = (send - start_ms) / 1000 / speed if speed else np.zeros(len(send))
     sent, last = 0, None
+    waiting: deque[Any] = deque()           # the last message of each step not yet confirmed
     try:
         step = 200                          # messages published between two looks at the clock
         for begin in range(0, len(topics), step):
@@ -152,6 +156,12 @@ def publish_mqtt(sim: Simulation, url: str, *, prefix: str = TOPIC_PREFIX, qos: 
                                       strict=True):
                 last = client.publish(topic, payload, qos=qos)
             sent += len(topics[begin:begin + step])
+            if qos and last is not None:
+                # backpressure: at most UNCONFIRMED messages queued in the client (their
+                # message ids must stay unique: 16 bits), else the broker's pace sets ours
+                waiting.append(last)
+                while len(waiting) * step > UNCONFIRMED:
+                    waiting.popleft().wait_for_publish(timeout)
         if last is not None and qos:
             last.wait_for_publish(timeout)
             if not last.is_published():
