@@ -112,9 +112,10 @@ SURFACES = {
     ],
     "headwater.ml.recommend": [
         "DEFAULT_MODELS", "EVENT_WEIGHTS", "Encoded", "Evaluation", "Interactions",
-        "MODELS", "Model", "ModelResult", "Recommender", "TrainedRecommender",
-        "evaluate_recommender", "get_model", "load_interactions", "load_recommender",
-        "rank", "ranking_metrics", "read_udata", "split", "top_k", "train_recommender",
+        "LOG_TOPIC_PREFIX", "MODELS", "Model", "ModelResult", "Recommender",
+        "TrainedRecommender", "evaluate_recommender", "get_model", "load_interactions",
+        "load_recommender", "log_topics", "rank", "ranking_metrics", "read_interaction_log",
+        "read_udata", "split", "top_k", "train_recommender",
         "tune_model", "write_report",
     ],
     "headwater.console": [

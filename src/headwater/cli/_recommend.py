@@ -24,7 +24,8 @@ recommend_app = typer.Typer(
 app.add_typer(recommend_app, name="recommend")
 
 _DATA = typer.Option("--data", "-d", help="u.data file, CSV/Parquet event log, warehouse "
-                     "table or SELECT query")
+                     "table, SELECT query, or the model server's interaction logs "
+                     "(.headwater/serve); repeat to read several together")
 _MODELS = typer.Option("--models", "-m", help="comma-separated: popularity, trending, item_knn, "
                        "als, ease (default: all; popularity is always the baseline)")
 _SPLIT = typer.Option("--split", help="per-user split: random | time (each user's latest)")
@@ -97,7 +98,7 @@ def _progress_run(total: int, call):  # type: ignore[no-untyped-def]
         return call(progress)
 
 
-def _compare(call, data: str, models: list[str] | None, weight: list[str] | None,
+def _compare(call, data: list[str], models: list[str] | None, weight: list[str] | None,
              **options):  # type: ignore[no-untyped-def]
     """Run ``train`` or ``evaluate`` of headwater.ml.recommend under a progress bar."""
     from headwater.ml.recommend._models import DEFAULT_MODELS
@@ -111,7 +112,7 @@ def _compare(call, data: str, models: list[str] | None, weight: list[str] | None
 
 @recommend_app.command("train")
 def train(
-    data: Annotated[str, _DATA],
+    data: Annotated[list[str], _DATA],
     models: Annotated[list[str] | None, _MODELS] = None,
     split: Annotated[str, _SPLIT] = "random",
     test_fraction: Annotated[float, _FRACTION] = 0.25,
@@ -129,6 +130,8 @@ def train(
     """Tune and compare recommenders against popularity, refit the best on all data, register it.
 
     Example: headwater recommend train --data u.data --models ease,als --trials 20
+
+    Retrain on what the model server saw since: --data u.data --data .headwater/serve
     """
     from headwater.ml.recommend._project import train as train_project
 
@@ -147,7 +150,7 @@ def train(
 
 @recommend_app.command("evaluate")
 def evaluate(
-    data: Annotated[str, _DATA],
+    data: Annotated[list[str], _DATA],
     models: Annotated[list[str] | None, _MODELS] = None,
     split: Annotated[str, _SPLIT] = "random",
     test_fraction: Annotated[float, _FRACTION] = 0.25,

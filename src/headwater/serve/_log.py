@@ -14,13 +14,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from headwater.core import SinkError
 from headwater.monitor import get_logger
 
 log = get_logger(__name__)
 
 def topic_for(replica: str) -> str:
     """The log topic a replica writes: ``interactions-<replica>``."""
-    return f"interactions-{replica}"
+    from headwater.ml.recommend import LOG_TOPIC_PREFIX
+
+    return f"{LOG_TOPIC_PREFIX}{replica}"
 
 
 class InteractionLog:
@@ -52,6 +55,10 @@ class InteractionLog:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._wake:
+            if self._closed or self._thread is None:
+                raise SinkError(f"the interaction log {self.topic} is not open",
+                                hint="the server is starting or stopping; send the "
+                                "interactions again")
             self._pending.append((records, future, loop))
             self._wake.notify()
         await future
@@ -111,26 +118,8 @@ def _table(records: list[dict[str, Any]]) -> Any:
 
 def read_log(folder: Path, topic: str) -> Any:
     """Every interaction in a replica's log as an Arrow table (``user, item, event, value,
-    timestamp, category``): what the next training reads."""
-    import pyarrow as pa
+    timestamp, category``): what the next training reads (``headwater recommend train --data
+    .headwater/serve`` reads every replica's)."""
+    from headwater.ml.recommend import read_interaction_log
 
-    from headwater.brokers import EmbeddedBroker
-
-    broker = EmbeddedBroker(folder)
-    try:
-        consumer = broker.consumer(topic, group=f"read-{threading.get_ident()}")
-        parts = []
-        while True:
-            batch = consumer.poll(timeout=0)
-            if batch.num_rows == 0:
-                break
-            parts.append(batch)
-        consumer.close()
-    finally:
-        broker.close()
-    import orjson
-
-    rows = [orjson.loads(v) for part in parts for v in part.column("value").to_pylist()]
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("user", pa.string()), ("item", pa.string()), ("event", pa.string()),
-        ("value", pa.float64()), ("timestamp", pa.float64()), ("category", pa.string())]))
+    return read_interaction_log(folder, [topic])

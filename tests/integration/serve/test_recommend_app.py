@@ -131,26 +131,47 @@ def test_the_hot_path_answers_as_the_fastapi_routes_do(client) -> None:
     plain = Gate(gate.app, server=client.server, api_key=None, hot=False)
     assert gate.hot and not plain.hot
     user, items_ = client.rec.users[2], client.rec.items
-    with TestClient(plain) as slow:
-        for path in (f"/recommendations/{user}?k=7",
-                     f"/recommendations/{user}?k=5&exclude={items_[0]},{items_[1]}"
-                     f"&exclude={items_[2]}",
-                     f"/recommendations/{user}?k=3&category={client.rec.category(items_[4])}",
-                     "/recommendations/nobody?k=2",
-                     "/recommendations/u1?k=0", "/recommendations/u1?k=x",
-                     f"/recommendations/{'u' * 201}", "/recommendations/a/b"):
-            fast_r, slow_r = client.get(path), slow.get(path)
-            assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
-                path
-        for body in ({"user_id": "u1"}, {"user_id": "u1", "item_id": "i1", "event": "zap"},
-                     {"interactions": []}, [], b"{nope"):
-            kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
-            fast_r = client.post("/interactions", **kwargs)
-            slow_r = slow.post("/interactions", **kwargs)
-            assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
-                body
-        ok = {"user_id": "hot-path-user", "item_id": items_[3], "event": "click"}
-        assert client.post("/interactions", json=ok).json() == \
-            slow.post("/interactions", json=ok).json()
+    slow = TestClient(plain)  # no lifespan: the server is started and stopped by `client`
+    for path in (f"/recommendations/{user}?k=7",
+                 f"/recommendations/{user}?k=5&exclude={items_[0]},{items_[1]}"
+                 f"&exclude={items_[2]}",
+                 f"/recommendations/{user}?k=3&category={client.rec.category(items_[4])}",
+                 "/recommendations/nobody?k=2",
+                 "/recommendations/u1?k=0", "/recommendations/u1?k=x",
+                 f"/recommendations/{'u' * 201}", "/recommendations/a/b"):
+        fast_r, slow_r = client.get(path), slow.get(path)
+        assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
+            path
+    for body in ({"user_id": "u1"}, {"user_id": "u1", "item_id": "i1", "event": "zap"},
+                 {"interactions": []}, [], b"{nope"):
+        kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+        fast_r = client.post("/interactions", **kwargs)
+        slow_r = slow.post("/interactions", **kwargs)
+        assert (fast_r.status_code, fast_r.json()) == (slow_r.status_code, slow_r.json()), \
+            body
+    ok = {"user_id": "hot-path-user", "item_id": items_[3], "event": "click"}
+    assert client.post("/interactions", json=ok).json() == \
+        slow.post("/interactions", json=ok).json()
     text = client.get("/metrics").text
     assert 'route="/recommendations/{user_id}"' in text and 'route="/interactions"' in text
+
+
+def test_the_next_training_reads_what_was_served(client, tmp_path) -> None:
+    """``load_interactions`` (``recommend train --data``) takes the server's log folder, alone
+    or with the training data, decoding every replica's topic."""
+    from headwater.ml.recommend import load_interactions, log_topics
+
+    client.post("/interactions", json={"user_id": "log-reader", "item_id": "log-item",
+                                       "event": "purchase", "value": 2.5})
+    assert log_topics(client.log_dir) == [topic_for("t")]
+    served = load_interactions(client.log_dir)
+    frame = served.frame
+    assert served.source == str(client.log_dir)
+    assert len(frame) == read_log(client.log_dir, topic_for("t")).num_rows
+    row = frame[frame["user"] == "log-reader"].iloc[0]
+    assert (row["item"], row["event"], row["value"]) == ("log-item", "purchase", 2.5)
+    training = tmp_path / "events.csv"
+    training.write_text("user_id,item_id,event,timestamp\nu-x,i-1,view,1\nu-y,i-2,click,2\n")
+    both = load_interactions([training, client.log_dir])
+    assert len(both) == len(frame) + 2 and both.source == f"{training} + {client.log_dir}"
+    assert {"u-x", "log-reader"} <= set(both.frame["user"])

@@ -15,7 +15,8 @@ from headwater.core import lazy_exports
 
 _NAMES = {
     "EVENT_WEIGHTS": "._data", "Encoded": "._data", "Interactions": "._data",
-    "load_interactions": "._data", "read_udata": "._data",
+    "LOG_TOPIC_PREFIX": "._data", "load_interactions": "._data", "log_topics": "._data",
+    "read_interaction_log": "._data", "read_udata": "._data",
     "DEFAULT_MODELS": "._models", "MODELS": "._models", "Model": "._models",
     "get_model": "._models",
     "ranking_metrics": "._metrics", "split": "._metrics", "top_k": "._metrics", "rank": "._metrics",

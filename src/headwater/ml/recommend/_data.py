@@ -5,14 +5,17 @@ add_to_cart, purchase, rating, ...), ``value`` (the rating, a price, or 1), ``ti
 (seconds since the epoch) and, when known, ``category``. MovieLens ``u.data`` (user, item,
 rating, timestamp; tab-separated, no header) is recognised as such; other tables have their
 columns matched by common names (``user_id``, ``visitorid``, ``product_id``, ``event_type``...).
+The model server's interaction logs (a folder of ``interactions-<replica>`` topics, by default
+``.headwater/serve``) are read as they are, so the next training sees what was served.
 
     data = load_interactions("u.data")
+    data = load_interactions(["u.data", ".headwater/serve"])   # several sources together
     encoded = data.encode()          # users x items CSR of summed weights, last timestamps
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,7 +256,52 @@ def _extend(fixed: np.ndarray | None, seen: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(fixed, dtype=object), np.asarray(new, dtype=object)])
 
 
-def load_interactions(source: str | Path | pd.DataFrame | pa.Table, *,
+#: The model server's interaction log topics are named ``interactions-<replica>``.
+LOG_TOPIC_PREFIX = "interactions-"
+#: What every record of an interaction log holds.
+LOG_COLUMNS = (("user", "string"), ("item", "string"), ("event", "string"),
+               ("value", "float64"), ("timestamp", "float64"), ("category", "string"))
+
+
+def log_topics(folder: str | Path) -> list[str]:
+    """The interaction log topics in ``folder`` (an embedded log), sorted; [] for none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and p.name.startswith(LOG_TOPIC_PREFIX))
+
+
+def read_interaction_log(folder: str | Path, topics: Sequence[str] | None = None) -> pa.Table:
+    """Every interaction the model servers logged in ``folder`` (all ``interactions-*``
+    topics, or ``topics``), as an Arrow table of :data:`LOG_COLUMNS`; the JSON records are
+    decoded in one vectorised pass."""
+    import pyarrow as pa
+
+    from headwater.brokers import EmbeddedBroker
+
+    schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in LOG_COLUMNS])
+    broker = EmbeddedBroker(Path(folder))
+    values: list[pa.Array] = []
+    try:
+        for topic in topics if topics is not None else log_topics(folder):
+            # a group that never commits reads from the start and leaves nothing behind
+            with broker.consumer(topic, group=f"{LOG_TOPIC_PREFIX}reader") as consumer:
+                while (batch := consumer.poll(timeout=0)).num_rows:
+                    values.append(batch.column("value").combine_chunks())
+    finally:
+        broker.close()
+    if not values:
+        return schema.empty_table()
+    import polars as pl
+
+    kinds = {"string": pl.Utf8, "float64": pl.Float64}
+    struct = pl.Struct({name: kinds[kind] for name, kind in LOG_COLUMNS})
+    decoded = pl.from_arrow(pa.concat_arrays(values)).cast(pl.Utf8).str.json_decode(struct)
+    return decoded.struct.unnest().to_arrow().cast(schema)
+
+
+def load_interactions(source: str | Path | pd.DataFrame | pa.Table | Sequence[str | Path], *,
                       project: Project | None = None, columns: Mapping[str, str] | None = None,
                       weights: Mapping[str, float] | None = None,
                       use_values: bool = False) -> Interactions:
@@ -263,7 +311,8 @@ def load_interactions(source: str | Path | pd.DataFrame | pa.Table, *,
     Parameters
     ----------
     source:
-        Path, table name, SELECT query, or an in-memory frame/table.
+        Path, table name, SELECT query, a folder of the model server's interaction logs, an
+        in-memory frame/table, or a list of paths and tables read together.
     project:
         The project whose warehouse holds tables (and against which relative paths resolve).
     columns:
@@ -277,6 +326,14 @@ def load_interactions(source: str | Path | pd.DataFrame | pa.Table, *,
     :class:`~headwater.core.ConfigError` when no user or item column can be found.
     """
     options = {"weights": {**EVENT_WEIGHTS, **(weights or {})}, "use_values": use_values}
+    if isinstance(source, Sequence) and not isinstance(source, str):
+        if len(source) == 1:
+            return load_interactions(source[0], project=project, columns=columns, **options)
+        parts = [load_interactions(one, project=project, columns=columns) for one in source]
+        if not parts:
+            raise ConfigError("no interaction data given", hint="pass at least one source")
+        frame = pd.concat([p.frame for p in parts], ignore_index=True)
+        return Interactions(frame, source=" + ".join(p.source for p in parts), **options)
     if isinstance(source, pd.DataFrame):
         return Interactions.from_frame(source, columns=columns, **options)
     if not isinstance(source, str | Path):
@@ -285,6 +342,9 @@ def load_interactions(source: str | Path | pd.DataFrame | pa.Table, *,
     path = project.path(text) if project is not None else Path(text).expanduser()
     if path.is_file() and _is_udata(path):
         return Interactions(read_udata(path), source=str(path), **options)
+    if log_topics(path):
+        return Interactions.from_arrow(read_interaction_log(path), source=str(path),
+                                       columns=columns, **options)
     from headwater.ml._data import read_frame
 
     frame, where = read_frame(source, project=project)

@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from headwater.ml.recommend._train import Evaluation, Progress, TrainedRecommender
 
 
-def _load(project: Project, data: str, weights: Mapping[str, float] | None,
+def _load(project: Project, data: str | Sequence[str], weights: Mapping[str, float] | None,
           use_values: bool) -> Any:
     from headwater.ml.recommend._data import load_interactions
 
     return load_interactions(data, project=project, weights=weights, use_values=use_values)
 
 
-def train(project: Project, data: str, *, name: str = "recommend",
+def train(project: Project, data: str | Sequence[str], *, name: str = "recommend",
           models: Sequence[str] | None = None, split: str = "random", fraction: float = 0.25,
           k: int = 10, trials: int = 20, time_budget_s: float = 120.0, seed: int = 0,
           weights: Mapping[str, float] | None = None, use_values: bool = False,
@@ -62,7 +62,7 @@ def train(project: Project, data: str, *, name: str = "recommend",
     return trained
 
 
-def evaluate(project: Project, data: str, *, models: Sequence[str] | None = None,
+def evaluate(project: Project, data: str | Sequence[str], *, models: Sequence[str] | None = None,
              split: str = "random", fraction: float = 0.25, k: int = 10, trials: int = 1,
              time_budget_s: float = 120.0, seed: int = 0,
              weights: Mapping[str, float] | None = None, use_values: bool = False,
