@@ -138,11 +138,14 @@ class Tracker:
         self._mlflow().log_artifact(str(path), folder)
 
     def log_model(self, model: Any, *, input_example: pd.DataFrame,
-                  metadata: dict[str, Any] | None = None, predict_fn: str = "predict") -> str:
+                  metadata: dict[str, Any] | None = None, predict_fn: str = "predict",
+                  requirements: list[str] | None = None) -> str:
         """Log a scikit-learn model with its signature (inferred from ``input_example``).
 
         ``metadata`` is stored with the model (e.g. threshold, target, column kinds) plus
-        headwater's version and model format. Returns the model URI.
+        headwater's version and model format. ``requirements`` are its pip requirements;
+        None lets MLflow infer them (it loads the model in a subprocess: seconds, and 20 s on
+        a busy machine). Returns the model URI.
         """
         self._mlflow()
         import mlflow.sklearn
@@ -155,7 +158,8 @@ class Tracker:
         info = mlflow.sklearn.log_model(model, name="model", signature=signature,
                                         input_example=example, metadata=meta,
                                         pyfunc_predict_fn=predict_fn,
-                                        serialization_format="cloudpickle")
+                                        serialization_format="cloudpickle",
+                                        pip_requirements=requirements)
         return info.model_uri
 
     def log_python_model(self, python_model: Any, *, input_example: pd.DataFrame,

@@ -60,6 +60,8 @@ def register_versions(project: Any, name: str = MODEL) -> dict[str, int]:
     """Register three versions of ``name``: ``good`` (tenure and charges), ``better`` (and the
     contract), and ``faulty`` (trained without two-year contracts; it fails on them). Each is
     tagged with its holdout ROC-AUC; the last one is ``@challenger``."""
+    from importlib import metadata
+
     from sklearn.metrics import roc_auc_score
 
     from headwater.ml import Tracker
@@ -70,6 +72,8 @@ def register_versions(project: Any, name: str = MODEL) -> dict[str, int]:
     plans = {"good": (["tenure", "charges"], "ignore", None),
              "better": (["tenure", "charges", "contract"], "ignore", None),
              "faulty": (["tenure", "charges", "contract"], "error", seen)}
+    pins = [f"{dist}=={metadata.version(dist)}" for dist in
+            ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")]
     versions = {}
     for label, (columns, unknown, rows) in plans.items():
         keep = rows if rows is not None else slice(None)
@@ -78,7 +82,8 @@ def register_versions(project: Any, name: str = MODEL) -> dict[str, int]:
         model = _fit(X.iloc[:n], target.iloc[:n], columns, unknown)
         auc = roc_auc_score(target.iloc[n:], model.predict_proba(X.iloc[n:])[:, 1])
         with tracker.start_run(name, run_name=f"{name}-{label}"):
-            uri = tracker.log_model(model, input_example=X.head(3), predict_fn="predict_proba")
+            uri = tracker.log_model(model, input_example=X.head(3), predict_fn="predict_proba",
+                                    requirements=pins)
         versions[label] = tracker.register(uri, name, alias="challenger",
                                            tags={"holdout_roc_auc": f"{auc:.4f}"})
     return versions
