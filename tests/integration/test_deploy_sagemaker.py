@@ -1,9 +1,6 @@
-"""Deploying registered models to SageMaker through boto3 against moto's server (real HTTP).
-
-moto 5 implements UpdateEndpointWeightsAndCapacities but not UpdateEndpoint; the fixture adds
-UpdateEndpoint to moto's backend (as MLflow's own tests extend moto), applying the new endpoint
-config's variants. A firing CloudWatch alarm is simulated with SetAlarmState.
-"""
+"""Deploying registered models to SageMaker through boto3 against moto's server (real HTTP;
+see cases/aws.py for what the fixture adds to moto). A firing CloudWatch alarm is simulated
+with SetAlarmState."""
 
 from __future__ import annotations
 
@@ -22,49 +19,17 @@ from headwater.config import load_project
 from headwater.core import ConfigError
 from headwater.deploy import GateFailed, deploy_model, history_for, open_target, rollback
 
+from .cases.aws import moto_aws, weights
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 boto3 = pytest.importorskip("boto3")
 
 
-def _update_endpoint(self):  # moto's missing UpdateEndpoint, applied like CreateEndpoint
-    from moto.core.responses import ActionResult
-
-    backend = self.sagemaker_backend
-    name, config = self._get_param("EndpointName"), self._get_param("EndpointConfigName")
-    endpoint = backend.endpoints[name]
-    variants = backend.describe_endpoint_config(config)["ProductionVariants"]
-    endpoint.endpoint_config_name = config
-    endpoint.production_variants = endpoint._process_production_variants(variants)
-    return ActionResult({"EndpointArn": endpoint.arn})
-
-
 @pytest.fixture(scope="module")
 def aws():
-    from moto.sagemaker.responses import SageMakerResponse
-    from moto.server import ThreadedMotoServer
-
-    SageMakerResponse.update_endpoint = _update_endpoint
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "eu-west-1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    kw = {"endpoint_url": url, "region_name": "eu-west-1"}
-    role = boto3.client("iam", **kw).create_role(
-        RoleName="sagemaker-exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    boto3.client("s3", **kw).create_bucket(
-        Bucket="hw-models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    yield {"url": url, "role": role, "kw": kw, "env": env}
-    server.stop()
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with moto_aws() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -108,18 +73,12 @@ def _register(project, auc: float) -> int:
                                                  tags={"holdout_roc_auc": str(auc)})
 
 
-def _weights(aws: dict, endpoint: str) -> dict[str, float]:
-    sm = boto3.client("sagemaker", **aws["kw"])
-    found = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
-    return {v["VariantName"]: v.get("CurrentWeight", 0.0) for v in found}
-
-
 def test_first_deploy_then_canary_then_a_failing_canary_rolls_back(aws, root) -> None:
     project = _project(root, aws, "churn-a")
     _register(project, 0.80)
     first = deploy_model(project, project.deploy.model)
     assert first.deployment.status == "succeeded" and first.gate.passed
-    assert _weights(aws, "churn-a") == {"v1": 1.0}
+    assert weights(aws, "churn-a") == {"v1": 1.0}
     # same version again: nothing new deploys
     again = deploy_model(project, project.deploy.model, "churn-a/1", gate=False)
     assert again.deployment.status == "unchanged"
@@ -129,7 +88,7 @@ def test_first_deploy_then_canary_then_a_failing_canary_rolls_back(aws, root) ->
     second = deploy_model(project, project.deploy.model, on_step=steps.append)
     assert second.deployment.status == "succeeded"
     assert [s["percent"] for s in second.deployment.steps] == [10, 100]
-    assert _weights(aws, "churn-a") == {"v2": 1.0}
+    assert weights(aws, "churn-a") == {"v2": 1.0}
     from headwater.ml import Tracker
 
     assert Tracker.for_project(project).resolve(f"{project.deploy.model}@champion")[2] == 2
@@ -145,13 +104,13 @@ def test_first_deploy_then_canary_then_a_failing_canary_rolls_back(aws, root) ->
     third = deploy_model(project, project.deploy.model, on_step=fire)
     assert third.deployment.status == "rolled_back"
     assert "churn-a-v3-5xx is firing" in third.deployment.reason
-    assert _weights(aws, "churn-a") == {"v2": 1.0}
+    assert weights(aws, "churn-a") == {"v2": 1.0}
     assert Tracker.for_project(project).resolve(f"{project.deploy.model}@champion")[2] == 2
     statuses = [r["status"] for r in history_for(project).list(target=project.deploy.model)]
     assert statuses == ["rolled_back", "succeeded", "succeeded"]
 
     back = rollback(project, project.deploy.model)
-    assert back.version == 1 and _weights(aws, "churn-a") == {"v1": 1.0}
+    assert back.version == 1 and weights(aws, "churn-a") == {"v1": 1.0}
 
 
 def test_gate_stops_a_worse_challenger_before_anything_is_created(aws, root) -> None:
@@ -187,19 +146,19 @@ def test_a_killed_deploy_is_put_back_on_the_next_run(aws, root) -> None:
     proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **aws["env"]},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
-    while _weights(aws, "churn-d").get("v2", 0.0) == 0.0:  # the canary is baking
+    while weights(aws, "churn-d").get("v2", 0.0) == 0.0:  # the canary is baking
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert _weights(aws, "churn-d") == {"v1": 0.9, "v2": 0.1}
+    assert weights(aws, "churn-d") == {"v1": 0.9, "v2": 0.1}
     assert history_for(project).unfinished(project.deploy.model) is not None
     # the next run restores v1 first, then deploys again
     (root / "headwater.yaml").write_text(yaml.replace("bake: 60s", "bake: 100ms"))
     project = load_project(root)
     result = deploy_model(project, project.deploy.model)
     assert result.deployment.status == "succeeded"
-    assert _weights(aws, "churn-d") == {"v2": 1.0}
+    assert weights(aws, "churn-d") == {"v2": 1.0}
     rows = history_for(project).list(target=project.deploy.model)
     assert [r["status"] for r in rows][:2] == ["succeeded", "rolled_back"]
     assert "killed" in rows[1]["reason"]

@@ -143,8 +143,9 @@ SURFACES = {
     ],
     "headwater.deploy": [
         "DeployError", "DeployResult", "Deployment", "DeploymentHistory", "GateFailed",
-        "GateResult", "Health", "RolloutFailed", "Target", "Variant", "deploy_model",
-        "history_for", "open_target", "promote", "quality_gate", "rollback", "rollout",
+        "GateResult", "Health", "PipelineFailed", "PipelineResult", "RolloutFailed", "Target",
+        "Variant", "deploy_model", "history_for", "open_target", "promote", "quality_gate",
+        "rollback", "rollout", "run_pipeline",
     ],
 }
 

@@ -10,6 +10,7 @@ from headwater.cli import (  # noqa: F401  (each module registers its commands)
     _iot,
     _monitor,
     _monitor_export,
+    _pipeline,
     _predict,
     _project,
     _quarantine,

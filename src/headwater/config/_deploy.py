@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from headwater.core import duration_ms
 
@@ -97,11 +97,22 @@ class SageMakerTargetSpec(_Spec):
     role_arn: str = Field(..., description="IAM role SageMaker assumes (from ${ENV})")
     bucket: str = Field(..., description="S3 bucket for model data")
     prefix: str = Field("headwater/models", description="S3 key prefix for model data")
-    image: str = Field(..., description="the serving image URI in ECR")
+    image: str | None = Field(None, description="a serving image URI you maintain; or set "
+                              "`repository` and the image is built from the bundle")
+    repository: str | None = Field(None, pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$",
+                                   description="ECR repository the bundle's image is pushed to "
+                                   "(created if missing), tagged v<version>-<bundle sha256>")
     instance_type: str = Field("ml.m5.large", description="instance type per variant")
     instance_count: int = Field(1, ge=1, description="instances per variant")
     endpoint_url: str | None = Field(None, description="override the AWS endpoint URL (tests, "
                                      "VPC endpoints); credentials come from the environment")
+
+    @model_validator(mode="after")
+    def _one_image(self) -> SageMakerTargetSpec:
+        if (self.image is None) == (self.repository is None):
+            raise ValueError("set exactly one of image (an image you maintain) and repository "
+                             "(an ECR repository the bundle's image is pushed to)")
+        return self
 
 
 class AzureMLTargetSpec(_Spec):
@@ -157,6 +168,33 @@ TargetSpec = Annotated[SageMakerTargetSpec | AzureMLTargetSpec | LocalTargetSpec
                        Field(discriminator="kind")]
 
 
+class SmokeSpec(_Spec):
+    """The smoke test of a pipeline's staging deployment: requests that must all succeed."""
+
+    data: str | None = Field(None, description="CSV/Parquet of request rows (relative to the "
+                             "project); default: the model's logged input example")
+    requests: int = Field(10, ge=1, description="how many requests to send")
+    rows: int = Field(5, ge=1, description="rows per request at most")
+    max_p99_ms: float = Field(2000.0, gt=0, description="99th percentile latency allowed, ms")
+
+
+class PipelineSpec(_Spec):
+    """``headwater pipeline run``: train → gate → package → staging → smoke → production."""
+
+    task: str | None = Field(None, description="training task (ml.train.<task>); default: "
+                             "the pipeline's name")
+    train: bool = Field(True, description="false: take the model's @challenger as it is")
+    staging: str = Field(..., description="deploy target the smoke test runs against")
+    production: str = Field(..., description="deploy target promoted to when staging passes")
+    strategy: StrategySpec | None = Field(None, description="production rollout; default "
+                                          "deploy.strategy")
+    staging_strategy: StrategySpec = Field(
+        default_factory=lambda: StrategySpec(kind="all_at_once", bake="0s"),
+        description="staging rollout (default: all at once, no bake)")
+    gate: GateSpec | None = Field(None, description="default deploy.gate")
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+
+
 class DeploySpec(_Spec):
     """Where and how registered models are deployed (``headwater deploy``)."""
 
@@ -166,3 +204,5 @@ class DeploySpec(_Spec):
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    pipelines: dict[str, PipelineSpec] = Field(default_factory=dict, description="named "
+                                               "pipelines for `headwater pipeline run`")

@@ -19,10 +19,13 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from headwater._version import __version__
 from headwater.core import ConfigError
+from headwater.deploy._rollout import DeployError
 
 if TYPE_CHECKING:
     from headwater.config import Project
@@ -151,6 +155,36 @@ def build_command(bundle: Path, tag: str | None = None) -> list[str]:
     return []
 
 
+def builder() -> str | None:
+    """The container builder that works on this machine: docker (with a daemon that answers),
+    podman or buildah; None when there is none."""
+    for tool in ("docker", "podman", "buildah"):
+        if shutil.which(tool) is None:
+            continue
+        try:
+            works = subprocess.run([tool, "info"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            works = False
+        if works:
+            return tool
+    return None
+
+
+def image_commands(tool: str, bundle: Bundle, archive: Path | None = None) -> list[list[str]]:
+    """The commands that build ``bundle``'s image with ``tool`` (labelled with the bundle's
+    sha256) and, given ``archive``, save it there as an OCI archive."""
+    image = f"headwater/{bundle.path.name}"
+    verb = "bud" if tool == "buildah" else "build"
+    commands = [[tool, verb, "--label", f"headwater.bundle.sha256={bundle.digest}", "-t", image,
+                 str(bundle.path)]]
+    if archive is not None:
+        commands.append({"docker": ["docker", "save", "-o", str(archive), image],
+                         "podman": ["podman", "save", "--format", "oci-archive", "-o",
+                                    str(archive), image],
+                         "buildah": ["buildah", "push", image, f"oci-archive:{archive}"]}[tool])
+    return commands
+
+
 def push_commands(bundle: Path, image: str) -> list[list[str]]:
     """Build ``bundle`` as ``image`` and push it (OCI distribution API, through the builder);
     empty where no builder exists."""
@@ -203,3 +237,41 @@ def run_bundle(bundle: Path, *, port: int = PORT, host: str = "127.0.0.1",
     env = {**os.environ, **bundle_env(bundle, port=port, host=host, model_dir=model_dir)}
     cwd = workdir or Path(tempfile.mkdtemp(prefix="headwater-bundle-"))
     return subprocess.Popen([str(bundle / "serve"), "serve"], cwd=cwd, env=env)
+
+
+@contextmanager
+def serving(bundle: Path, *, timeout: float = 120.0) -> Iterator[str]:
+    """Run ``bundle`` on a free loopback port until ``/ping`` answers; yield its base URL,
+    stop it after the block."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="headwater-bundle-") as work:
+        proc = run_bundle(bundle, port=port, workdir=Path(work))
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise DeployError(f"the server of {bundle.name} exited with code "
+                                      f"{proc.returncode} before answering /ping",
+                                      hint=f"run it by hand to see why: {bundle / 'serve'}")
+                try:
+                    if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise DeployError(f"{bundle.name} did not answer /ping within {timeout:.0f} s",
+                                      hint="see its output above")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

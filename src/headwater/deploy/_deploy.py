@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from headwater.deploy._rollout import Target, rollout
 if TYPE_CHECKING:
     from headwater.config import Project
     from headwater.config._deploy import StrategySpec
+    from headwater.deploy._bundle import Bundle
 
 
 @dataclass
@@ -65,8 +67,16 @@ def open_target(project: Project, name: str, *, check: bool = True) -> Target:
     return target
 
 
+#: Where CI systems put the commit they build (GitHub, GitLab, Azure Pipelines, CodeBuild).
+CI_COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA", "BUILD_SOURCEVERSION",
+                       "CODEBUILD_RESOLVED_SOURCE_VERSION")
+
+
 def current_commit(root: Path) -> str | None:
-    """The git commit of the project folder, if it is a repository."""
+    """The commit being deployed: the CI's commit variable, else the project folder's git HEAD."""
+    for variable in CI_COMMIT_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)
@@ -85,11 +95,12 @@ def _model_dir(tracker: Any, uri: str) -> Path:
 def deploy_model(project: Project, target_name: str, ref: str | None = None, *,
                  strategy: StrategySpec | None = None, gate: bool = True,
                  on_step: Callable[[str], None] | None = None,
-                 target: Target | None = None) -> DeployResult:
+                 target: Target | None = None, bundle: Bundle | None = None) -> DeployResult:
     """Gate ``ref`` (default ``deploy.model@challenger``), roll it out on a target, record it.
 
-    A failed gate raises :class:`GateFailed` before anything is created. A failed rollout
-    leaves the previous version serving (status ``rolled_back``).
+    A failed gate raises :class:`GateFailed` before anything is created. A target that runs
+    the bundle's image (SageMaker with ``repository``) gets it pushed first: ``bundle``, or the
+    bundle built now. A failed rollout leaves the previous version serving (``rolled_back``).
     """
     from headwater.ml import Tracker
 
@@ -110,6 +121,14 @@ def deploy_model(project: Project, target_name: str, ref: str | None = None, *,
             raise GateFailed(verdict.message, hint="train a better model, or lower "
                              "deploy.gate.min_improvement; --no-gate skips the gate")
     target = target or open_target(project, target_name)
+    if getattr(target, "needs_bundle", False):
+        from headwater.deploy._bundle import build_bundle
+
+        bundle = bundle or build_bundle(project, f"{name}/{version}",
+                                        project.state_dir / "bundles")
+        image = target.publish(bundle)  # type: ignore[attr-defined]
+        if on_step:
+            on_step(f"image {image}")
     deployment = rollout(target, model=name, version=version,
                          model_uri=str(_model_dir(tracker, uri)),
                          strategy=strategy or spec.strategy, health=spec.health,

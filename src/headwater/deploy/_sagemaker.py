@@ -25,6 +25,7 @@ from headwater.deploy._rollout import DeployError, Health, Variant
 
 if TYPE_CHECKING:
     from headwater.config._deploy import HealthSpec, SageMakerTargetSpec
+    from headwater.deploy._bundle import Bundle
 
 #: How long to wait for an endpoint to become InService after a change.
 WAIT_S = 1800.0
@@ -64,6 +65,22 @@ class SageMakerTarget:
         self.runtime = self.session.client("sagemaker-runtime", **kw)
         self._kw = kw
         self._examples: dict[str, bytes] = {}
+        self.image = spec.image  # with spec.repository: set by publish()
+
+    @property
+    def needs_bundle(self) -> bool:
+        """True when the image is built from the bundle and pushed to ECR (``repository``)."""
+        return self.spec.repository is not None
+
+    def publish(self, bundle: Bundle) -> str:
+        """Push ``bundle``'s image to the ECR repository (once per bundle); the models this
+        target creates from now on run it."""
+        from headwater.deploy._ecr import Registry
+
+        if self.spec.repository is not None:
+            self.image = Registry(self.session, self.spec.repository, region=self.spec.region,
+                                  endpoint_url=self.spec.endpoint_url).publish(bundle)
+        return self.image or ""
 
     # -- checks before anything is created ----------------------------------------------------
     def preflight(self) -> None:
@@ -130,6 +147,9 @@ class SageMakerTarget:
     def stage(self, version: int, model_uri: str) -> str:
         """Create the model and a variant for ``version`` with weight 0 (or 1 when first)."""
         spec, variant = self.spec, f"v{version}"
+        if self.image is None:
+            raise DeployError(f"deploy target '{self.name}': no image to run version {version}",
+                              hint="publish the bundle first (deploy_model does it)")
         model_name = f"{spec.endpoint}-{variant}"
         data_url = model_uri if model_uri.startswith("s3://") else self.upload(
             version, Path(model_uri))
@@ -137,7 +157,7 @@ class SageMakerTarget:
         if not model_uri.startswith("s3://") and example.exists():  # what smoke tests send
             self._examples[variant] = (b'{"dataframe_split": ' + example.read_bytes() + b"}")
         self.sm.create_model(ModelName=model_name, ExecutionRoleArn=spec.role_arn,
-                             PrimaryContainer={"Image": spec.image, "ModelDataUrl": data_url,
+                             PrimaryContainer={"Image": self.image, "ModelDataUrl": data_url,
                                                "Environment": {"HEADWATER_MODEL_VERSION":
                                                                str(version)}})
         current = [v for v in self.variants() if v.name != variant]
