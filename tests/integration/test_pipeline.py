@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from headwater.config import load_project
 
@@ -170,9 +171,20 @@ def test_pipeline_runs_once_per_commit_and_stops_at_a_failed_gate_or_smoke(repo,
     assert "nothing new" in again.out and "version 1 serves production" in again.out
     assert _state(root, aws) == state
 
+    # the workflow `ci init` writes runs this very command; on CI the commit comes from GITHUB_SHA
+    written = headwater("ci", "init", "github", cwd=root, env=repo[1])
+    assert written.code == 0, written.err
+    workflow = yaml.safe_load((root / ".github/workflows/headwater.yml").read_text())
+    step = next(s["run"] for s in workflow["jobs"]["test-train-deploy"]["steps"]
+                if "pipeline run" in s.get("run", ""))
+    assert step == "headwater pipeline run churn"
+    on_ci = headwater(*step.split()[1:], cwd=root, env={**repo[1], "GITHUB_SHA": sha})
+    assert on_ci.code == 0 and "nothing new" in on_ci.out, on_ci.out + on_ci.err
+    (root / ".github/workflows/headwater.yml").unlink()
+
     # a new commit whose challenger must beat the champion by 0.5: the gate stops it
-    yaml = (root / "headwater.yaml").read_text()
-    _commit(root, "demand more", **{"headwater.yaml": yaml.replace("min_improvement: 0.0",
+    settings = (root / "headwater.yaml").read_text()
+    _commit(root, "demand more", **{"headwater.yaml": settings.replace("min_improvement: 0.0",
                                                                    "min_improvement: 0.5")})
     gated = _run(repo, "run", "churn")
     assert gated.code == 1, gated.out + gated.err
@@ -185,7 +197,7 @@ def test_pipeline_runs_once_per_commit_and_stops_at_a_failed_gate_or_smoke(repo,
     # a commit that renames a column the requests still send: staging's smoke test fails
     data = (root / "customers.csv").read_text().replace("MonthlyCharges", "monthly_charges", 1)
     _commit(root, "rename a column", **{"customers.csv": data,
-                                        "headwater.yaml": yaml.replace("min_improvement: 0.0",
+                                        "headwater.yaml": settings.replace("min_improvement: 0.0",
                                                                        "min_improvement: -1.0")})
     smoked = _run(repo, "run", "churn")
     assert smoked.code == 1, smoked.out + smoked.err
@@ -198,7 +210,8 @@ def test_pipeline_runs_once_per_commit_and_stops_at_a_failed_gate_or_smoke(repo,
     status = _run(repo, "status", "churn")
     assert status.code == 0, status.err
     runs = run_store(load_project(root)).list(kind="pipeline", reports=True)
-    assert [r["status"] for r in runs] == ["failed", "failed", "succeeded", "succeeded"]
+    assert [r["status"] for r in runs] == ["failed", "failed", "succeeded", "succeeded",
+                                           "succeeded"]
     assert runs[0]["report"]["stages"][4]["status"] == "failed"
     assert json.dumps(runs[0]["report"]).count("production untouched") >= 1
 

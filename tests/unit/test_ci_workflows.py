@@ -18,11 +18,11 @@ SCHEMAS = {"github": "vendor.github-workflows", "gitlab": "vendor.gitlab-ci",
 
 @pytest.mark.parametrize("kind", sorted(PATHS))
 def test_workflow_parses_and_deploys_on_main(kind, tmp_path) -> None:
-    path = write_workflow(tmp_path, kind, model="churn", target="production")
+    path = write_workflow(tmp_path, kind, pipeline="churn")
     assert path == tmp_path / PATHS[kind]
     text = path.read_text()
-    assert "headwater deploy run production churn@challenger" in text
-    assert "main" in text and "AKIA" not in text and "$model" not in text
+    assert "headwater pipeline run churn" in text
+    assert "main" in text and "AKIA" not in text and "$pipeline" not in text
     assert yaml.safe_load(text)
     if kind in SCHEMAS:
         checker = Path(sys.executable).with_name("check-jsonschema")
@@ -36,13 +36,13 @@ def test_workflow_parses_and_deploys_on_main(kind, tmp_path) -> None:
 
 
 def test_github_reads_credentials_from_secrets() -> None:
-    text = render_workflow("github", model="churn", target="prod")
+    text = render_workflow("github", pipeline="churn")
     assert "${{ secrets.AWS_ACCESS_KEY_ID }}" in text
 
 
 def test_unknown_kind_and_existing_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="unknown CI system 'jenkins'"):
-        render_workflow("jenkins", model="m", target="t")
-    write_workflow(tmp_path, "gitlab", model="m", target="t")
+        render_workflow("jenkins", pipeline="p")
+    write_workflow(tmp_path, "gitlab", pipeline="p")
     with pytest.raises(ConfigError, match="exists"):
-        write_workflow(tmp_path, "gitlab", model="m", target="t")
+        write_workflow(tmp_path, "gitlab", pipeline="p")

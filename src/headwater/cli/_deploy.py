@@ -114,33 +114,31 @@ def gate_check(model: Annotated[str, typer.Argument(help="registered model name"
         raise typer.Exit(1)
 
 
-ci_app = typer.Typer(help="CI/CD workflows that test, train, gate and deploy on a commit.\n\n"
-                     "Example: headwater ci init github --target production --model churn",
-                     no_args_is_help=True)
+ci_app = typer.Typer(help="CI/CD workflows that test and run the pipeline on a commit.\n\n"
+                     "Example: headwater ci init github --pipeline churn", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
 
 
 @ci_app.command("init")
 def ci_init(
     kind: Annotated[str, typer.Argument(help="github | gitlab | azure | codepipeline")],
-    target: Annotated[str, typer.Option(help="the deploy target the workflow deploys to")],
-    model: Annotated[str | None, typer.Option(help="registered model (default deploy.model)")]
-    = None,
+    pipeline: Annotated[str | None, typer.Option(help="the pipeline under deploy.pipelines "
+                                                 "(default: the only one)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing workflow")] = False,
 ) -> None:
-    """Write a workflow that runs the tests, trains, gates and deploys on a push to main.
+    """Write a workflow that runs the tests and `headwater pipeline run` on a push to main.
 
-    Example: headwater ci init github --target production --model churn
+    Example: headwater ci init github --pipeline churn
     """
     from headwater.deploy._ci import write_workflow
+    from headwater.deploy._pipeline import pipeline_spec
 
     proj = project()
-    chosen = model or proj.deploy.model
-    if not chosen:
-        raise typer.BadParameter("give --model or set deploy.model in headwater.yaml")
-    path = write_workflow(proj.root, kind, model=chosen, target=target, force=force)
-    console.print(f"wrote {path}: it deploys {chosen}@challenger to {target} on a push to main; "
-                  "put the cloud credentials in the CI's secret store")
+    name, spec = pipeline_spec(proj, pipeline)
+    path = write_workflow(proj.root, kind, pipeline=name, force=force)
+    console.print(f"wrote {path}: on a push to main it runs `headwater pipeline run {name}` "
+                  f"({spec.staging} → {spec.production}); put the cloud credentials in the CI's "
+                  "secret store")
 
 
 @app.command("package")

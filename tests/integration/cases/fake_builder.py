@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ def _blob(data: bytes, media: str) -> tuple[dict, bytes]:
 
 def build(args: list[str]) -> None:
     labels, image, context = {}, None, Path(args[-1])
-    for flag, value in zip(args, args[1:], strict=False):
+    for flag, value in itertools.pairwise(args):
         if flag == "--label":
             key, _, val = value.partition("=")
             labels[key] = val
