@@ -19,17 +19,13 @@ from headwater.config import load_project
 from headwater.core import ConfigError
 from headwater.deploy import GateFailed, deploy_model, history_for, open_target, rollback
 
-from .cases.aws import moto_aws, weights
+from .cases.aws import moto_server, weights
+
+aws = moto_server()  # one moto server for this module
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 boto3 = pytest.importorskip("boto3")
-
-
-@pytest.fixture(scope="module")
-def aws():
-    with moto_aws() as found:
-        yield found
 
 
 @pytest.fixture(scope="module")

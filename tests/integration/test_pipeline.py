@@ -21,7 +21,9 @@ import yaml
 from headwater.config import load_project
 
 from ..e2e.conftest import headwater
-from .cases.aws import moto_aws, weights
+from .cases.aws import moto_server, weights
+
+aws = moto_server()  # one moto server for this module
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,12 +75,6 @@ def _git(root: Path, *args: str) -> str:
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
     return subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True,
                           text=True).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def aws():
-    with moto_aws() as found:
-        yield found
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 
 def _update_endpoint(self):  # moto's missing UpdateEndpoint, applied like CreateEndpoint
     from moto.core.responses import ActionResult
@@ -56,6 +58,17 @@ def moto_aws(bucket: str = "hw-models") -> Iterator[dict[str, Any]]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def moto_server() -> Any:
+    """A module-scoped fixture of :func:`moto_aws`: ``aws = moto_server()`` in a test module."""
+
+    @pytest.fixture(scope="module", name="aws")
+    def fixture() -> Iterator[dict[str, Any]]:
+        with moto_aws() as found:
+            yield found
+
+    return fixture
 
 
 def weights(aws: dict[str, Any], endpoint: str) -> dict[str, float]:
