@@ -40,6 +40,9 @@ def moto_aws(bucket: str = "hw-models") -> Iterator[dict[str, Any]]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+    import httpx
+
+    httpx.post(f"{url}/moto-api/reset")  # moto's backends are per process: start clean
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "eu-west-1"}
     old = {k: os.environ.get(k) for k in env}
