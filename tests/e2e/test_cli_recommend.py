@@ -11,8 +11,9 @@ pytestmark = pytest.mark.e2e
 
 
 def ok(result):
+    """The output of a command that succeeded, with Rich's line wrapping undone."""
     assert result.code == 0, result.out + result.err
-    return result.out
+    return " ".join(result.out.split())
 
 
 def test_generate_evaluate_train_from_udata(hw):

@@ -107,9 +107,9 @@ def test_pipeline_views_list_every_declared_pipeline_with_its_freshness() -> Non
 def test_processor_view_turns_the_watermark_into_a_delay() -> None:
     from headwater.stream import ProcessorStatus
 
-    status = ProcessorStatus("sensors", "readings", {0: 3}, {0: 10}, 7, {
+    status = ProcessorStatus("sensors", "readings", {0: 3}, {0: 10}, 7, [{
         "status": "succeeded", "watermark_ms": T0.timestamp() * 1000,
-        "events_per_second": 1200.0, "active_alerts": 2})
+        "events_per_second": 1200.0, "active_alerts": 2}])
     view = processor_view(status, now=T0 + timedelta(seconds=30))
     assert view["watermark_delay_s"] == 30 and view["lag"] == 7 and view["partitions"] == 1
     assert view["active_alerts"] == 2

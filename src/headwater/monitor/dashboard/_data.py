@@ -190,8 +190,9 @@ def pipeline_views(project: Project, runs: Iterable[dict[str, Any]], *, now: dat
 
 def processor_view(status: Any, *, now: datetime) -> dict[str, Any]:
     """One processor's status (``headwater.stream.ProcessorStatus``) as the page shows it:
-    lag in records, event-time delay of the watermark, throughput and alerts of its last run."""
-    last = status.last_run or {}
+    lag in records, event-time delay of the watermark, throughput and alerts of its newest
+    member's run."""
+    last = status.members[0] if status.members else {}
     watermark = last.get("watermark_ms")
     delay = (now.timestamp() - watermark / 1000) if watermark is not None else None
     return {"name": status.name, "topic": status.topic, "lag": status.lag,
